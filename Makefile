@@ -1,0 +1,53 @@
+# One-command setup and run. Every target installs the pinned environment first (skipped when
+# requirements.lock and pyproject.toml are unchanged since the last install).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+export DAGSTER_HOME := $(CURDIR)/storage
+export WANDB_MODE ?= offline
+DATA_DIR ?= data
+DEMO_SCALE ?= 1.0
+PROFILE ?= configs/profiles/cpu-demo.json
+
+.PHONY: install demo test lint format bench lock
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: install
+	@if [ -z "$$(find $(DATA_DIR) -mindepth 2 -type f 2>/dev/null | head -1)" ]; then \
+		$(BIN)/neuroflux demo-data --out $(DATA_DIR) --scale $(DEMO_SCALE) --seed 0; \
+	else echo "$(DATA_DIR)/ already holds images: using them (empty it to regenerate the demo set)"; fi
+	$(BIN)/neuroflux preprocess --dataset_config configs/dataset_config.json
+	$(BIN)/neuroflux train --dataset_config configs/dataset_config.json \
+		--model_config configs/neuroflux_config.json --profile $(PROFILE)
+	$(BIN)/neuroflux train --dataset_config configs/dataset_config.json \
+		--model_config configs/resnet50_config.json --profile $(PROFILE)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python benchmarks/bench_quality.py
+	$(BIN)/python benchmarks/bench_train.py
+
+lock:  ## regenerate requirements.lock from the current .venv (after changing dependencies)
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock

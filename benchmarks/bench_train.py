@@ -1,0 +1,170 @@
+"""Training throughput (ours vs the original's style) and predictor latency, on this machine.
+
+Usage: python benchmarks/bench_train.py [--data DIR] [--images 192] [--size 224] [--batch 16]
+
+- ours: images decoded once into the content-addressed cache, `training.run_epoch` (the real loop).
+- original style: a Dataset that opens every JPEG with PIL each epoch, torchvision Resize / Grayscale(3)
+  / ToTensor / Normalize, DataLoader with the config's num_workers, a plain loop. Same model, same
+  frozen layers, same batch size; both timed on their second epoch (the first fills caches).
+- predictor: cold load of an artifact, warm single-image p50/p95, and a batch of 32.
+Without --data, a small demo set (scale 0.2) is generated into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
+from neuroflux_lib.config import DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX, ModelConfig
+from neuroflux_lib.demo_data import generate_demo_dataset
+from neuroflux_lib.discovery import discover_images
+from neuroflux_lib.image_cache import cached_arrays
+from neuroflux_lib.models import build_model
+from neuroflux_lib.predictor import Predictor
+from neuroflux_lib.training import ImageTensorDataset, device_settings, resolve_device, run_epoch
+from neuroflux_lib.transforms import train_transform
+
+CLASSES = list(DEFAULT_CLASS_NAMES)
+NORM = ((0.5,) * 3, (0.5,) * 3)
+
+
+class OriginalStyleDataset(Dataset):
+    def __init__(self, paths: list[str], labels: list[int], size: int):
+        self.paths, self.labels = paths, labels
+        self.transform = T.Compose(
+            [
+                T.Resize((size, size)),
+                T.Grayscale(3),
+                T.RandomHorizontalFlip(),
+                T.ToTensor(),
+                T.Normalize([0.5] * 3, [0.5] * 3),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.open(self.paths[i]).convert("L")), self.labels[i]
+
+
+def original_epoch(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
+    model.train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    seen, start = 0, time.perf_counter()
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        optimizer.zero_grad()
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+        seen += len(labels)
+    return seen / (time.perf_counter() - start)
+
+
+def ours_epoch(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    metrics = run_epoch(model, loader, device_settings(device), CLASSES, nn.CrossEntropyLoss(), optimizer)
+    return metrics["images_per_s"]
+
+
+def bench_training(name: str, paths: list[str], labels: list[int], args, cache: Path) -> None:
+    device = resolve_device("auto")
+    hyper = {"weights": "random", "conv_channels": 32}
+    torch.manual_seed(0)
+    model = build_model(name, len(CLASSES), hyper, image_size=args.size).model.to(device)
+    original = DataLoader(
+        OriginalStyleDataset(paths, labels, args.size),
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=args.workers,
+        drop_last=True,
+    )
+    start = time.perf_counter()
+    images = cached_arrays(paths, args.size, cache, workers=args.workers)
+    cache_seconds = time.perf_counter() - start
+    ours = DataLoader(
+        ImageTensorDataset(images, labels, train_transform(args.size, NORM)),
+        batch_size=args.batch,
+        shuffle=True,
+        drop_last=True,
+    )
+    results = {}
+    for label, loader, epoch in (("original", original, original_epoch), ("ours", ours, ours_epoch)):
+        epoch(model, loader, device)  # warm-up epoch
+        results[label] = epoch(model, loader, device)
+    print(
+        f"{name:<14} {args.size}px  original {results['original']:7.1f} img/s   "
+        f"ours {results['ours']:7.1f} img/s"
+        f"   ratio {results['ours'] / results['original']:.2f}x   (one-time cache fill {cache_seconds:.1f} s)"
+    )
+
+
+def bench_predictor(paths: list[str], tmp: Path, size: int) -> None:
+    built = build_model("neuroflux_cnn", len(CLASSES), {"conv_channels": 32}, image_size=size)
+    meta = ArtifactMeta(
+        "neuroflux_cnn", CLASSES, size, {"mean": [0.5] * 3, "std": [0.5] * 3}, {"conv_channels": 32}, "random"
+    )
+    save_artifact(tmp / "model", built.model, meta)
+    start = time.perf_counter()
+    predictor = Predictor.from_artifact(tmp / "model")
+    predictor.predict(paths[0])
+    cold = time.perf_counter() - start
+    single = []
+    for path in paths[:50]:
+        t = time.perf_counter()
+        predictor.predict(path)
+        single.append((time.perf_counter() - t) * 1000)
+    t = time.perf_counter()
+    predictor.predict_batch(paths[:32])
+    batch = (time.perf_counter() - t) * 1000
+    p95 = statistics.quantiles(single, n=20)[-1]
+    print(
+        f"predictor (neuroflux_cnn {size}px): cold load + first image {cold * 1000:.0f} ms, warm single "
+        f"p50 {statistics.median(single):.1f} ms p95 {p95:.1f} ms, batch of 32 {batch:.0f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--images", type=int, default=192)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=ModelConfig(model_name="resnet50").num_workers or 2)
+    parser.add_argument("--models", nargs="+", default=["neuroflux_cnn", "resnet50"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        data = args.data or tmp / "data"
+        if args.data is None:
+            generate_demo_dataset(data, scale=0.2, seed=0)
+        manifest = discover_images(data, DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX).manifest
+        manifest = manifest[manifest["size_bytes"] > 2000].head(
+            args.images
+        )  # skip the deliberately bad files
+        paths = manifest["path"].tolist()
+        labels = [CLASSES.index(c) for c in manifest["class_name"]]
+        print(
+            f"{len(paths)} images, batch {args.batch}, device {resolve_device('auto')}, "
+            f"{torch.get_num_threads()} torch threads"
+        )
+        for name in args.models:
+            bench_training(name, paths, labels, args, tmp / "cache")
+        bench_predictor(paths, tmp, args.size)
+
+
+if __name__ == "__main__":
+    main()

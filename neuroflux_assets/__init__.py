@@ -1,0 +1,1 @@
+"""Dagster layer of Neuroflux: thin assets over `neuroflux_lib`."""

@@ -1,0 +1,91 @@
+"""Self-describing model artifacts: `model.safetensors` + `model.json` in one folder.
+
+The JSON sidecar says everything needed to use the weights (architecture, hyperparameters, class order,
+image size, normalisation) and where they came from (weights origin, data version, metrics). Loading
+never unpickles: safetensors holds tensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import neuroflux_lib
+from neuroflux_lib.models import build_model
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ArtifactMeta:
+    architecture: str
+    class_names: list[str]
+    image_size: int
+    normalization: dict[str, list[float]]
+    hyperparameters: dict[str, Any]
+    weights_origin: str
+    data_version: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+    library_version: str = neuroflux_lib.__version__
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+class ArtifactError(ValueError):
+    """The folder is not a usable model artifact; the message says what is wrong."""
+
+
+def save_artifact(out_dir: str | Path, model: nn.Module, meta: ArtifactMeta) -> Path:
+    """Write the artifact to a staging folder, then swap it in, so readers never see half of it."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f".{out_dir.name}.staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, staging / WEIGHTS_FILE, metadata={"architecture": meta.architecture})
+    (staging / META_FILE).write_text(json.dumps(asdict(meta), indent=2, default=float))
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        out_dir.rename(old)
+    staging.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return out_dir
+
+
+def read_meta(path: str | Path) -> ArtifactMeta:
+    path = Path(path)
+    meta_file = path / META_FILE
+    if not meta_file.is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise ArtifactError(f"{path} is not a model artifact: expected {META_FILE} and {WEIGHTS_FILE} in it")
+    try:
+        values = json.loads(meta_file.read_text())
+        return ArtifactMeta(**values)
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ArtifactError(f"{meta_file} is not a valid artifact description: {error}") from None
+
+
+def load_artifact(path: str | Path) -> tuple[nn.Module, ArtifactMeta]:
+    """Rebuild the architecture from the sidecar and load the weights strictly, in eval mode."""
+    meta = read_meta(path)
+    hyperparameters = {**meta.hyperparameters, "weights": "random"}  # never fetch or load ImageNet here
+    built = build_model(meta.architecture, meta.num_classes, hyperparameters, image_size=meta.image_size)
+    state = load_file(Path(path) / WEIGHTS_FILE, device="cpu")
+    try:
+        built.model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ArtifactError(f"weights in {path} do not match {meta.architecture}: {error}") from None
+    return built.model.eval(), meta

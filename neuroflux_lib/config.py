@@ -1,0 +1,163 @@
+"""Typed configuration read from the original project's JSON files.
+
+The JSON files in `configs/` are the single source of truth for defaults; these models validate
+them strictly so a typo or a wrong type names the offending key instead of being ignored (the
+original silently ignored its split ratios).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CLASS_NAMES: tuple[str, ...] = ("PTE", "LO", "EO", "IPTE", "IO")
+DEFAULT_SUBJECT_REGEX = r"\d{3}_S_\d{4}"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable, or has unknown keys / wrong types."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasetConfig(StrictModel):
+    """Dataset settings: the original's keys plus subject, outlier and balancing options."""
+
+    data_dir: str = "data"
+    image_size: int = Field(224, gt=0)
+    train_val_test_split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    num_workers: int = Field(2, ge=0)
+    random_seed: int = 42
+    class_names: tuple[str, ...] = DEFAULT_CLASS_NAMES
+    subject_regex: str = DEFAULT_SUBJECT_REGEX
+    outlier_rule: Literal["robust", "zscore"] = "robust"
+    outlier_threshold: float = Field(3.5, gt=0)
+    dedup_max_distance: int = Field(6, ge=0, le=256)
+    balance_target: int | None = Field(None, gt=0)
+    max_image_pixels: int = Field(50_000_000, gt=0)
+    storage_dir: str = "storage"
+
+    @field_validator("train_val_test_split", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("class_names", mode="before")
+    @classmethod
+    def _names_to_tuple(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetConfig:
+        ratios = self.train_val_test_split
+        if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+            raise ValueError(f"train_val_test_split must be 3 non-negative ratios summing to 1, got {ratios}")
+        if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:
+            raise ValueError(f"class_names must be at least 2 distinct names, got {self.class_names}")
+        return self
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem, each naming the key, e.g. `image_size: Input should be a valid integer`."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "<root>"
+        lines.append(f"  {key}: {problem['msg']}")
+    return f"invalid config {source}:\n" + "\n".join(lines)
+
+
+def parse_config(model: type[ModelT], values: dict, source: str = "<dict>") -> ModelT:
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def load_config(model: type[ModelT], path: str | Path) -> ModelT:
+    """Read a JSON config file into `model`, raising ConfigError that names the bad key."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    return parse_config(model, values, str(path))
+
+
+class ModelConfig(StrictModel):
+    """One model's training settings: the original's keys and defaults plus ours.
+
+    `image_size` None means the dataset config's `image_size`.
+    """
+
+    model_name: Literal["resnet50", "neuroflux_cnn"]
+    num_classes: int = Field(5, ge=2)
+    image_size: int | None = Field(None, gt=0)
+    pretrained: bool = True
+    freeze_until: Literal["none", "conv1", "layer1", "layer2", "layer3", "layer4"] = "layer3"
+    hidden_size: int = Field(512, gt=0)
+    conv_channels: int = Field(64, gt=0)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    num_epochs: int = Field(50, gt=0)
+    batch_size: int = Field(16, gt=0)
+    optimizer: Literal["Adam", "AdamW", "SGD", "RMSprop"] = "Adam"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    scheduler: Literal["ReduceLROnPlateau", "CosineAnnealing", "OneCycle", "none"] = "ReduceLROnPlateau"
+    scheduler_factor: float = Field(0.5, gt=0, lt=1)
+    scheduler_patience: int = Field(3, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: bool = False
+    early_stopping_patience: int = Field(5, gt=0)
+    monitor: Literal["val_macro_f1", "val_accuracy", "val_loss"] = "val_macro_f1"
+    augment: bool = True
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    num_workers: int = Field(0, ge=0)
+    seed: int = 42
+
+    def model_hyperparams(self) -> dict[str, object]:
+        """The keys `build_model` honours for this architecture."""
+        if self.model_name == "resnet50":
+            return {
+                "hidden_size": self.hidden_size,
+                "dropout": self.dropout,
+                "weights": "imagenet" if self.pretrained else "random",
+                "freeze_until": self.freeze_until,
+            }
+        return {"conv_channels": self.conv_channels, "dropout": self.dropout}
+
+    def resolved_image_size(self, dataset: DatasetConfig) -> int:
+        return self.image_size or dataset.image_size
+
+
+def with_overrides(config: ModelT, overrides: dict, source: str = "overrides") -> ModelT:
+    """A copy of `config` with `overrides` applied and validated like a file."""
+    return parse_config(type(config), {**config.model_dump(), **overrides}, source)
+
+
+class Profile(StrictModel):
+    """Overrides on top of the config files (e.g. the CPU demo's smaller images and fewer epochs)."""
+
+    description: str = ""
+    dataset: dict = Field(default_factory=dict)
+    resnet50: dict = Field(default_factory=dict)
+    neuroflux_cnn: dict = Field(default_factory=dict)
+
+    def apply_model(self, config: ModelConfig, source: str = "profile") -> ModelConfig:
+        return with_overrides(config, getattr(self, config.model_name), f"{source} [{config.model_name}]")
+
+    def apply_dataset(self, config: DatasetConfig, source: str = "profile") -> DatasetConfig:
+        return with_overrides(config, self.dataset, f"{source} [dataset]")

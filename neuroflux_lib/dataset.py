@@ -1,0 +1,167 @@
+"""The data pipeline, step by step: folder of images -> leak-free splits -> balanced training set.
+
+Each step takes tables and returns tables, so the CLI runs them in a row and the Dagster assets run
+them one per asset. Files are written only by `write_outputs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from neuroflux_lib.balancing import balance_train_set, class_balance
+from neuroflux_lib.config import DatasetConfig
+from neuroflux_lib.dedup import duplicate_groups
+from neuroflux_lib.discovery import Discovery, discover_images
+from neuroflux_lib.outliers import embed_statistics, find_outliers
+from neuroflux_lib.plots import embedding_scatter, image_gallery, quality_histograms
+from neuroflux_lib.quality import STAT_COLUMNS, compute_quality
+from neuroflux_lib.splits import SPLITS, make_splits, split_counts
+
+
+def scan_images(config: DatasetConfig, progress: bool = False) -> tuple[Discovery, pd.DataFrame]:
+    """Discovery plus per-file decoding: the manifest with readability, statistics and hashes."""
+    discovery = discover_images(config.data_dir, config.class_names, config.subject_regex)
+    quality = compute_quality(
+        discovery.manifest["path"].tolist(),
+        workers=config.num_workers or None,
+        max_pixels=config.max_image_pixels,
+        progress=progress,
+    )
+    images = discovery.manifest.join(quality, on="path")
+    readable = images["readable"].astype(bool)
+    images["dup_group"] = pd.NA
+    if readable.any():
+        groups = duplicate_groups(images.loc[readable, "dhash"].tolist(), config.dedup_max_distance)
+        images.loc[readable, "dup_group"] = groups
+    return discovery, images
+
+
+def detect_outliers(images: pd.DataFrame, config: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    readable = images.loc[images["readable"].astype(bool)].set_index("path")
+    return find_outliers(readable, config.outlier_rule, config.outlier_threshold)
+
+
+def split_dataset(images: pd.DataFrame, outliers: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
+    """Readable, non-outlier images with a `split` column."""
+    usable = images.loc[images["readable"].astype(bool)]
+    columns = ["path", "class_name", "subject_id", "sha256", "dup_group"]
+    return make_splits(
+        usable[columns],
+        config.train_val_test_split,
+        config.class_names,
+        config.random_seed,
+        exclude=outliers["path"].tolist(),
+    )
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    discovery: Discovery
+    images: pd.DataFrame
+    outliers: pd.DataFrame
+    outlier_reasons: pd.DataFrame
+    embedding: pd.DataFrame
+    splits: pd.DataFrame
+    balanced: pd.DataFrame
+
+
+def augmented_dir(config: DatasetConfig) -> Path:
+    return Path(config.storage_dir) / "preprocess" / "augmented"
+
+
+def run_preprocess(config: DatasetConfig, progress: bool = False) -> PreprocessResult:
+    discovery, images = scan_images(config, progress)
+    outliers, reasons = detect_outliers(images, config)
+    readable = images.loc[images["readable"].astype(bool)].set_index("path")
+    embedding = embed_statistics(readable, seed=config.random_seed)
+    splits = split_dataset(images, outliers, config)
+    balanced = balance_train_set(
+        splits,
+        augmented_dir(config),
+        config.balance_target,
+        config.random_seed,
+        config.max_image_pixels,
+        progress,
+    )
+    return PreprocessResult(discovery, images, outliers, reasons, embedding, splits, balanced)
+
+
+def write_outputs(result: PreprocessResult, config: DatasetConfig) -> dict[str, Path]:
+    """Tables as Parquet and plots as PNG under `<storage_dir>/preprocess/`."""
+    out = Path(config.storage_dir) / "preprocess"
+    out.mkdir(parents=True, exist_ok=True)
+    readable = result.images.loc[result.images["readable"].astype(bool)].set_index("path")
+    files = {
+        "images": (result.images, "images.parquet"),
+        "outliers": (result.outliers, "outliers.parquet"),
+        "outlier_reasons": (result.outlier_reasons, "outlier_reasons.parquet"),
+        "embedding": (result.embedding.reset_index(), "embedding.parquet"),
+        "splits": (result.splits, "splits.parquet"),
+        "balanced_train": (result.balanced, "balanced_train.parquet"),
+    }
+    written = {}
+    for key, (table, name) in files.items():
+        table.to_parquet(out / name, index=False)
+        written[key] = out / name
+    gallery_items = result.outliers.assign(
+        caption=result.outliers["class_name"] + ": " + result.outliers["reasons"]
+    )
+    pictures = {
+        "quality_histograms": quality_histograms(readable, STAT_COLUMNS, config.class_names),
+        "embedding": embedding_scatter(
+            result.embedding, readable["class_name"], result.outliers["path"].tolist(), config.class_names
+        ),
+        "outlier_gallery": image_gallery(
+            gallery_items, f"{len(result.outliers)} outliers ({config.outlier_rule} rule)"
+        ),
+    }
+    for key, png in pictures.items():
+        (out / f"{key}.png").write_bytes(png)
+        written[key] = out / f"{key}.png"
+    return written
+
+
+def summary_text(result: PreprocessResult, config: DatasetConfig) -> str:
+    """What a person wants after preprocessing: counts, bad files, outliers, splits, augmentation."""
+    names = list(config.class_names)
+    images = result.images
+    lines = ["Images per class:"]
+    counts = images.groupby("class_name").size().reindex(names, fill_value=0)
+    lines += [f"  {name:<5} {count:>6}" for name, count in counts.items()] + [
+        f"  {'total':<5} {counts.sum():>6}"
+    ]
+    if result.discovery.unknown_folders:
+        lines.append(f"Folders ignored (not in class_names): {', '.join(result.discovery.unknown_folders)}")
+    if result.discovery.missing_classes:
+        lines.append(f"Classes with no folder: {', '.join(result.discovery.missing_classes)}")
+    if result.discovery.ignored_files:
+        lines.append(f"Non-image files ignored: {len(result.discovery.ignored_files)}")
+    bad = images.loc[~images["readable"].astype(bool)]
+    lines.append(f"Unreadable files: {len(bad)}")
+    lines += [f"  {row.path}: {row.reason} [{row.status}]" for row in bad.itertuples()]
+    converted = images.loc[images["status"] == "converted"]
+    if len(converted):
+        lines.append(f"Converted on load: {len(converted)} (e.g. {converted['reason'].iloc[0]})")
+    per_class = result.outliers.groupby("class_name").size().reindex(names, fill_value=0)
+    lines.append(
+        f"Outliers ({config.outlier_rule} rule, threshold {config.outlier_threshold}): "
+        f"{len(result.outliers)} — " + ", ".join(f"{k} {v}" for k, v in per_class.items())
+    )
+    lines += [f"  {Path(row.path).name}: {row.reasons}" for row in result.outliers.head(10).itertuples()]
+    if len(result.outliers) > 10:
+        lines.append(
+            f"  ... and {len(result.outliers) - 10} more (see outliers.parquet / outlier_gallery.png)"
+        )
+    lines.append("Split sizes (images; subjects):")
+    table = split_counts(result.splits, names)
+    subjects = result.splits.groupby("split")["subject_id"].nunique().reindex(list(SPLITS), fill_value=0)
+    table.loc["subjects"] = [*subjects.tolist(), int(result.splits["subject_id"].nunique())]
+    lines += ["  " + line for line in table.to_string().splitlines()]
+    balance = class_balance(result.balanced, names)
+    n_aug = int(result.balanced["augmented"].sum())
+    lines.append(f"Balanced train set: {n_aug} augmented images added (train only)")
+    lines += ["  " + line for line in balance.to_string().splitlines()]
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""Evaluate a trained model on the test split and write the report people expect."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from neuroflux_lib.metrics import classification_summary
+from neuroflux_lib.plots import confusion_matrix_png, roc_curves_png, training_curves_png
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: torch.nn.Module, data: Dataset, device: str | torch.device = "cpu", batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, softmax probabilities) for every item, in dataset order."""
+    model = model.to(device).eval()
+    labels, probabilities = [], []
+    for images, targets in DataLoader(data, batch_size=batch_size, shuffle=False):
+        probabilities.append(torch.softmax(model(images.to(device)).float(), dim=1).cpu())
+        labels.append(targets)
+    if not labels:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
+
+
+def evaluate_model(
+    model: torch.nn.Module, data: Dataset, class_names: Sequence[str], device: str | torch.device = "cpu"
+) -> dict[str, object]:
+    y_true, probabilities = predict_probabilities(model, data, device)
+    return classification_summary(y_true, probabilities, class_names)
+
+
+def write_report(
+    report: dict[str, object],
+    out_dir: str | Path,
+    class_names: Sequence[str],
+    history: Sequence[dict[str, float]] = (),
+    title: str = "",
+) -> dict[str, Path]:
+    """`report.json`, `classification_report.txt` and the PNGs; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "report": out / "report.json",
+        "text": out / "classification_report.txt",
+        "confusion_matrix": out / "confusion_matrix.png",
+        "roc_curves": out / "roc_curves.png",
+    }
+    files["report"].write_text(json.dumps(report, indent=2))
+    files["text"].write_text(str(report["classification_report"]))
+    files["confusion_matrix"].write_bytes(
+        confusion_matrix_png(report["confusion_matrix"], class_names, title)
+    )
+    files["roc_curves"].write_bytes(roc_curves_png(report["roc"], title))
+    if history:
+        files["training_curves"] = out / "training_curves.png"
+        files["training_curves"].write_bytes(training_curves_png(history, class_names, title))
+    return files

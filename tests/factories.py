@@ -1,0 +1,24 @@
+"""Tiny image factories for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_gray(path: Path, array: np.ndarray, **save_kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8), mode="L").save(path, **save_kwargs)
+    return path
+
+
+def blob_image(size: int = 48, seed: int = 0, radius: float = 12.0) -> np.ndarray:
+    """A bright disc on a dark background with noise: brain-like enough for statistics."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    cx, cy = size / 2 + rng.uniform(-4, 4, 2)
+    disc = 150.0 * (((xx - cx) ** 2 + (yy - cy) ** 2) < radius**2)
+    texture = 40 * np.sin(xx / rng.uniform(2, 6)) * np.cos(yy / rng.uniform(2, 6))
+    return np.clip(disc + texture * (disc > 0) + rng.normal(0, 8, (size, size)) + 10, 0, 255).astype(np.uint8)
