@@ -33,6 +33,7 @@ class ArtifactMeta:
     normalization: dict[str, list[float]]
     hyperparameters: dict[str, Any]
     weights_origin: str
+    pretrained: bool = False
     data_version: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     test_metrics: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +65,14 @@ def save_artifact(out_dir: str | Path, model: nn.Module, meta: ArtifactMeta) -> 
     staging.rename(out_dir)
     shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def update_meta(path: str | Path, meta: ArtifactMeta) -> None:
+    """Rewrite only the sidecar (e.g. to add test metrics), atomically."""
+    target = Path(path) / META_FILE
+    tmp = target.with_name(f".{META_FILE}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(meta), indent=2, default=float))
+    os.replace(tmp, target)
 
 
 def read_meta(path: str | Path) -> ArtifactMeta:

@@ -59,57 +59,45 @@ def _load_prepared(dataset: DatasetConfig):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from neuroflux_lib.modeling import train_and_evaluate
+    from neuroflux_lib.modeling import evaluate_artifact, train_model
 
     dataset, model = load_configs(args)
     balanced, splits = _load_prepared(dataset)
     paths = model_paths(dataset, model.model_name)
     started = time.perf_counter()
-    outcome = train_and_evaluate(
+    trained = train_model(
         model,
         dataset,
         balanced,
         splits,
         artifact_dir=paths["artifact"],
-        report_dir=paths["report"],
         work_dir=paths["work"],
         resume=args.resume,
         progress=True,
     )
-    fit = outcome.fit
-    seconds = time.perf_counter() - started
+    fit, seconds = trained.fit, time.perf_counter() - started
     print(
         f"\n{model.model_name}: {len(fit.history)} epochs on {fit.device} in {seconds:.0f} s, best epoch "
-        f"{fit.best_epoch} ({model.monitor} {fit.best_metric:.3f}), weights {outcome.meta.weights_origin}"
+        f"{fit.best_epoch} ({model.monitor} {fit.best_metric:.3f}), weights {trained.meta.weights_origin}"
     )
-    report = outcome.report
-    print(f"Test set ({report['n_test']} images), best checkpoint:\n{report['classification_report']}")
-    print(f"Artifact: {outcome.artifact_dir}/  Report and plots: {outcome.report_dir}/")
+    evaluation = evaluate_artifact(trained.artifact_dir, dataset, splits, paths["report"])
+    _print_report(model.model_name, evaluation.report, "best checkpoint")
+    print(f"Artifact: {trained.artifact_dir}/  Report and plots: {paths['report']}/")
     return 0
 
 
+def _print_report(name: str, report: dict, what: str) -> None:
+    print(f"{name} on the test set ({report['n_test']} images), {what}:\n{report['classification_report']}")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    from neuroflux_lib.artifacts import load_artifact
-    from neuroflux_lib.evaluation import evaluate_model, write_report
-    from neuroflux_lib.modeling import build_split_data
+    from neuroflux_lib.modeling import evaluate_artifact
 
     dataset, model = load_configs(args)
     paths = model_paths(dataset, model.model_name)
-    network, meta = load_artifact(args.artifact or paths["artifact"])
-    balanced, splits = _load_prepared(dataset)
-    normalization = (meta.normalization["mean"], meta.normalization["std"])
-    data = build_split_data(
-        balanced,
-        splits,
-        meta.class_names,
-        meta.image_size,
-        normalization,
-        Path(dataset.storage_dir) / "cache",
-        augment=False,
-    )
-    report = evaluate_model(network, data.test, meta.class_names)
-    write_report(report, paths["report"], meta.class_names, title=f"{meta.architecture} (evaluate)")
-    print(f"{meta.architecture} on {report['n_test']} test images:\n{report['classification_report']}")
+    _, splits = _load_prepared(dataset)
+    evaluation = evaluate_artifact(args.artifact or paths["artifact"], dataset, splits, paths["report"])
+    _print_report(model.model_name, evaluation.report, "saved model")
     print(f"Report and plots: {paths['report']}/")
     return 0
 
@@ -160,6 +148,7 @@ def _import_checkpoint(args: argparse.Namespace) -> int:
         normalization={"mean": list(mean), "std": list(std)},
         hyperparameters={"source_checkpoint": str(args.path), **_inferred_hyperparameters(built)},
         weights_origin="checkpoint",
+        pretrained=True,
     )
     out = save_artifact(args.out, built.model, meta)
     print(f"Imported {args.path} ({built.name}) into {out}/")

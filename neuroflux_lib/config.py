@@ -125,7 +125,9 @@ class ModelConfig(StrictModel):
     monitor: Literal["val_macro_f1", "val_accuracy", "val_loss"] = "val_macro_f1"
     augment: bool = True
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    num_workers: int = Field(0, ge=0)
+    num_workers: int | None = Field(
+        None, ge=0, description="DataLoader workers; None = chosen for the device"
+    )
     seed: int = 42
 
     def model_hyperparams(self) -> dict[str, object]:

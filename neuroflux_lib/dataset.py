@@ -160,6 +160,12 @@ def summary_text(result: PreprocessResult, config: DatasetConfig) -> str:
     subjects = result.splits.groupby("split")["subject_id"].nunique().reindex(list(SPLITS), fill_value=0)
     table.loc["subjects"] = [*subjects.tolist(), int(result.splits["subject_id"].nunique())]
     lines += ["  " + line for line in table.to_string().splitlines()]
+    sizes = result.splits.groupby("group").size()
+    multi = result.splits.groupby("dup_group")["subject_id"].nunique()
+    lines.append(
+        f"  {len(sizes)} leakage groups (subject + near-duplicate), largest {sizes.max()} images; "
+        f"{int((multi > 1).sum())} near-duplicate group(s) span several subjects"
+    )
     balance = class_balance(result.balanced, names)
     n_aug = int(result.balanced["augmented"].sum())
     lines.append(f"Balanced train set: {n_aug} augmented images added (train only)")

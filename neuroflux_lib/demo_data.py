@@ -19,13 +19,15 @@ Class signal (what a model can learn), on top of the nuisance variation above:
   spread makes neighbouring classes overlap, so no class is separable from atrophy alone.
 * Focal T2 hyperintensities in the basal ganglia / thalami: per image a Poisson number of small
   bright blobs, many and bright for PTE, fewer and fainter for IPTE, rare for the other classes.
-  They are a few mm wide, so they mostly vanish in a 32x32 thumbnail but are visible to a CNN.
+  They are a few mm wide and sit at random positions, so a linear model on 32x32 thumbnails
+  gains little from them while a CNN can count them.
 
 ``difficulty`` scales every class-specific difference from the EO baseline by ``1 / difficulty``
 (severity means, lesion rates, lesion contrast); the per-subject spread and the nuisance variation
-stay fixed, so difficulty 2.0 halves the signal-to-noise ratio and makes the task harder, 0.5
-doubles it. With difficulty 1.0 a logistic regression on 32x32 thumbnails stays well below a small
-CNN, and the CNN is clearly above chance but not perfect.
+stay fixed, so difficulty 2.0 halves the signal and makes the task harder, 0.5 doubles it.
+Measured at scale 1.0 with a subject-grouped 75/25 split (macro-F1): logistic regression on
+standardized 32x32 thumbnails ~0.38-0.40; a 4-block CNN on 64x64 inputs, 20 CPU epochs,
+~0.61-0.65 (chance ~0.2). At difficulty 2.0 both drop to ~0.32.
 
 Output is deterministic for ``(scale, seed, difficulty, image_size)``: the whole plan (names,
 subjects, poses, bad images) is drawn in the main process, and each image is rendered from its own
@@ -87,7 +89,7 @@ SEVERITY_MEAN: dict[str, float] = {"EO": 0.0, "IPTE": 0.5, "PTE": 0.9, "IO": 1.7
 SEVERITY_SPREAD = 0.5
 VENT_MM_PER_SEVERITY = 1.2
 CAUDATE_MM_PER_SEVERITY = 1.4
-LESION_RATE: dict[str, float] = {"EO": 0.1, "IO": 0.1, "LO": 0.1, "IPTE": 2.0, "PTE": 6.0}
+LESION_RATE: dict[str, float] = {"EO": 0.1, "IO": 0.1, "LO": 0.1, "IPTE": 1.6, "PTE": 6.0}
 LESION_CONTRAST: dict[str, float] = {"EO": 0.35, "IO": 0.35, "LO": 0.35, "IPTE": 0.45, "PTE": 0.6}
 
 MNI_Z_OFFSET = 72  # voxel index of MNI z = 0 mm in the 1 mm template
@@ -97,6 +99,8 @@ FOV_MM = 205.0
 
 @dataclass(frozen=True)
 class DemoSummary:
+    """What `generate_demo_dataset` wrote: files per class, distinct subjects, bad images, time."""
+
     out_dir: Path
     counts: dict[str, int]
     n_subjects: int
@@ -236,7 +240,7 @@ def _subject_images(
     """Specs of one subject's images: shared anatomy and severity, 1-3 sessions, distinct slices."""
     severity_mean, rate, contrast = _class_signal(label, difficulty)
     severity = float(rng.normal(severity_mean, SEVERITY_SPREAD))
-    subject_rate = float(rate * rng.gamma(4.0, 0.25))
+    subject_rate = float(rate * rng.gamma(6.0, 1 / 6))
     base_z = float(rng.uniform(5.0, 21.0))
     session_of = _sessions_of(n_images, rng)
     specs = []

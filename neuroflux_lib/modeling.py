@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
+from neuroflux_lib.artifacts import ArtifactMeta, load_artifact, save_artifact, update_meta
 from neuroflux_lib.config import DatasetConfig, ModelConfig
 from neuroflux_lib.evaluation import evaluate_model, write_report
 from neuroflux_lib.image_cache import cached_arrays
@@ -28,6 +28,13 @@ def data_version(splits: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(keyed).encode()).hexdigest()[:16]
 
 
+def _hashes(table: pd.DataFrame) -> list[str] | None:
+    """Known content hashes (originals carry them; augmented copies are hashed by the cache)."""
+    if "sha256" in table and table["sha256"].notna().all():
+        return table["sha256"].tolist()
+    return None
+
+
 def label_indices(classes: pd.Series, class_names: Sequence[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(class_names)}
     unknown = sorted(set(classes) - set(index))
@@ -40,7 +47,7 @@ def label_indices(classes: pd.Series, class_names: Sequence[str]) -> np.ndarray:
 class SplitData:
     train: ImageTensorDataset
     val: ImageTensorDataset
-    test: ImageTensorDataset
+    test: ImageTensorDataset | None
 
 
 def build_split_data(
@@ -53,16 +60,18 @@ def build_split_data(
     augment: bool = True,
     workers: int = 1,
     progress: bool = False,
+    include_test: bool = True,
 ) -> SplitData:
     """Datasets over the decode-once cache: balanced train (with copies), val and test."""
 
     def arrays(table: pd.DataFrame) -> np.ndarray:
-        hashes = table["sha256"].tolist() if "sha256" in table and table["sha256"].notna().all() else None
-        return cached_arrays(table["path"].tolist(), image_size, cache_root, hashes, workers, progress)
+        return cached_arrays(
+            table["path"].tolist(), image_size, cache_root, _hashes(table), workers, progress
+        )
 
     val = splits.loc[splits["split"] == "val"]
     test = splits.loc[splits["split"] == "test"]
-    for name, table in (("train", balanced), ("val", val), ("test", test)):
+    for name, table in (("train", balanced), ("val", val), ("test", test if include_test else val)):
         if table.empty:
             raise ValueError(f"the {name} split is empty: add images or change train_val_test_split")
     train_tf = train_transform(image_size, normalization, augment)
@@ -70,34 +79,32 @@ def build_split_data(
     return SplitData(
         ImageTensorDataset(arrays(balanced), label_indices(balanced["class_name"], class_names), train_tf),
         ImageTensorDataset(arrays(val), label_indices(val["class_name"], class_names), eval_tf),
-        ImageTensorDataset(arrays(test), label_indices(test["class_name"], class_names), eval_tf),
+        ImageTensorDataset(arrays(test), label_indices(test["class_name"], class_names), eval_tf)
+        if include_test
+        else None,
     )
 
 
 @dataclass(frozen=True)
-class TrainOutcome:
+class TrainedModel:
     artifact_dir: Path
-    report_dir: Path
-    report: dict
     fit: FitResult
     meta: ArtifactMeta
-    report_files: dict[str, Path]
 
 
-def train_and_evaluate(
+def train_model(
     model_config: ModelConfig,
     dataset_config: DatasetConfig,
     balanced: pd.DataFrame,
     splits: pd.DataFrame,
     *,
     artifact_dir: str | Path,
-    report_dir: str | Path,
     work_dir: str | Path,
     resume: bool = False,
     callbacks: Sequence[EpochCallback] = (),
     progress: bool = False,
-) -> TrainOutcome:
-    """Train on balanced train, select on val, evaluate the best checkpoint on test, save the artifact."""
+) -> TrainedModel:
+    """Train on the balanced train set, select on val, save the best epoch's weights as an artifact."""
     class_names = list(dataset_config.class_names)
     image_size = model_config.resolved_image_size(dataset_config)
     built: BuiltModel = build_model(
@@ -116,24 +123,23 @@ def train_and_evaluate(
         class_names,
         image_size,
         built.normalization,
-        Path(dataset_config.storage_dir) / "cache",
+        cache_dir(dataset_config),
         model_config.augment,
         workers=max(1, dataset_config.num_workers),
         progress=progress,
+        include_test=False,
     )
-    work_dir = Path(work_dir)
     result = fit(
         built.model,
         data.train,
         data.val,
         model_config,
         class_names,
-        checkpoint_path=work_dir / "checkpoint.pt",
+        checkpoint_path=Path(work_dir) / "checkpoint.pt",
         resume=resume,
         callbacks=callbacks,
         progress=progress,
     )
-    report = evaluate_model(built.model, data.test, class_names, result.device)
     best = result.history[result.best_epoch - 1] if result.best_epoch else {}
     mean, std = built.normalization
     meta = ArtifactMeta(
@@ -143,6 +149,7 @@ def train_and_evaluate(
         normalization={"mean": list(mean), "std": list(std)},
         hyperparameters=model_config.model_dump(),
         weights_origin=built.weights_origin,
+        pretrained=built.pretrained,
         data_version=data_version(splits),
         training={
             "epochs_run": len(result.history),
@@ -153,16 +160,56 @@ def train_and_evaluate(
             "device": result.device,
             "best_val": {k: v for k, v in best.items() if k.startswith("val_")},
             "train_images": len(data.train),
-        },
-        test_metrics={
-            "accuracy": report["accuracy"],
-            "macro_f1": report["macro_f1"],
-            "weighted_f1": report["weighted_f1"],
-            "macro_roc_auc": report["macro_roc_auc"],
-            "n_test": report["n_test"],
+            "history": result.history,
         },
     )
-    artifact = save_artifact(artifact_dir, built.model, meta)
-    title = f"{built.name} (best epoch {result.best_epoch}, weights {built.weights_origin})"
-    files = write_report(report, report_dir, class_names, result.history, title)
-    return TrainOutcome(artifact, Path(report_dir), report, result, meta, files)
+    return TrainedModel(save_artifact(artifact_dir, built.model, meta), result, meta)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: dict
+    files: dict[str, Path]
+
+
+def evaluate_artifact(
+    artifact_dir: str | Path,
+    dataset_config: DatasetConfig,
+    splits: pd.DataFrame,
+    report_dir: str | Path,
+    *,
+    record_metrics: bool = True,
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluate a saved artifact (the best checkpoint) on the test split; write report files.
+
+    With `record_metrics`, the test metrics are also written into the artifact's `model.json`.
+    """
+    model, meta = load_artifact(artifact_dir)
+    test = splits.loc[splits["split"] == "test"]
+    if test.empty:
+        raise ValueError("the test split is empty: add images or change train_val_test_split")
+    normalization = (meta.normalization["mean"], meta.normalization["std"])
+    images = cached_arrays(
+        test["path"].tolist(), meta.image_size, cache_dir(dataset_config), _hashes(test), progress=progress
+    )
+    data = ImageTensorDataset(
+        images,
+        label_indices(test["class_name"], meta.class_names),
+        eval_transform(meta.image_size, normalization),
+    )
+    report = evaluate_model(model, data, meta.class_names)
+    history = meta.training.get("history", [])
+    best_epoch = meta.training.get("best_epoch", "?")
+    title = f"{meta.architecture} (best epoch {best_epoch}, weights {meta.weights_origin})"
+    files = write_report(report, report_dir, meta.class_names, history, title)
+    if record_metrics:
+        meta.test_metrics = {
+            key: report[key] for key in ("accuracy", "macro_f1", "weighted_f1", "macro_roc_auc", "n_test")
+        }
+        update_meta(artifact_dir, meta)
+    return Evaluation(report, files)
+
+
+def cache_dir(dataset_config: DatasetConfig) -> Path:
+    return Path(dataset_config.storage_dir) / "cache"

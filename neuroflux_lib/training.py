@@ -101,6 +101,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def loader_workers(requested: int | None, device: torch.device) -> int:
+    """Images come from an in-memory cache, so on CPU the main process is fastest (workers would
+    compete with the model for the same cores); a GPU wants CPU workers feeding it."""
+    if requested is not None:
+        return requested
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
 def needs_drop_last(n_items: int, batch_size: int) -> bool:
     """A final batch of one breaks BatchNorm in train mode, so drop it (only then)."""
     return n_items > batch_size and n_items % batch_size == 1
@@ -273,10 +281,11 @@ def fit(
 
     # 2. Data: a seeded generator drives shuffling so a resumed run draws the same batches.
     generator = torch.Generator().manual_seed(config.seed)
+    workers = loader_workers(config.num_workers, settings.device)
     loader_args = {
-        "num_workers": config.num_workers,
+        "num_workers": workers,
         "pin_memory": settings.pin_memory,
-        "persistent_workers": config.num_workers > 0,
+        "persistent_workers": workers > 0,
     }
     train_loader = DataLoader(
         train_data,

@@ -10,6 +10,7 @@ from neuroflux_lib.training import (
     ImageTensorDataset,
     device_settings,
     fit,
+    loader_workers,
     make_scheduler,
     needs_drop_last,
     resolve_device,
@@ -182,6 +183,12 @@ def test_batch_of_one_is_dropped_for_batchnorm():
     data = ImageTensorDataset(images, labels, eval_transform(SIZE, NORM))
     model = build_model("resnet50", 3, {"weights": "random", "hidden_size": 8}).model
     fit(model, data, data, config(model_name="resnet50", num_epochs=1, batch_size=16), CLASSES)
+
+
+def test_loader_workers_follow_the_device():
+    assert loader_workers(None, torch.device("cpu")) == 0
+    assert loader_workers(None, torch.device("cuda")) >= 1
+    assert loader_workers(3, torch.device("cpu")) == 3
 
 
 def test_device_selection():
