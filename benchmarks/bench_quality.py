@@ -57,12 +57,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--scale", type=float, default=1.0, help="demo set size (1.0 = 1,296 images)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
             data = Path(tmp) / "data"
-            summary = generate_demo_dataset(data, scale=1.0, seed=0)
+            summary = generate_demo_dataset(data, scale=args.scale, seed=0)
             print(f"generated demo set: {sum(summary.counts.values())} images in {summary.seconds:.1f} s")
         paths = discover_images(data, DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX).manifest["path"].tolist()
         print(f"{len(paths)} images, {args.workers} workers, {os.cpu_count()} cores")

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 HASH_SIZE = 16
 HASH_BITS = HASH_SIZE * HASH_SIZE
@@ -63,6 +61,10 @@ def hamming_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np
 
 def connected_labels(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Component label per node of an undirected graph given as edge lists."""
+    # Imported here so spawned statistics workers (which import this module for dhash) start fast.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return labels

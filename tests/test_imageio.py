@@ -95,7 +95,7 @@ def test_bad_files_never_shift_statistics(tmp_path, zoo):
     bad = [zoo[name] for name in ("empty", "truncated", "text", "bomb")]
     order = [str(p) for pair in zip(goods, bad + bad[:2], strict=True) for p in pair]
 
-    table = compute_quality(order, workers=2, max_pixels=1_000_000)
+    table = compute_quality(order, workers=2, max_pixels=1_000_000, min_images_per_worker=1)
 
     assert list(table.index) == order
     for path in goods:

@@ -1,7 +1,11 @@
 import math
 
+import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from neuroflux_lib.quality import compute_quality, image_statistics
 from tests.factories import blob_image, write_gray
@@ -46,6 +50,19 @@ def test_rejects_wrong_dtype():
 def test_parallel_equals_serial(tmp_path):
     paths = [str(write_gray(tmp_path / f"{i}.png", blob_image(32, seed=i))) for i in range(10)]
     serial = compute_quality(paths, workers=1)
-    parallel = compute_quality(paths, workers=2)
+    parallel = compute_quality(paths, workers=2, min_images_per_worker=1)  # force the process pool
     assert serial.equals(parallel)
     assert serial["dhash"].str.len().eq(64).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.integers(0, 255)))
+def test_histogram_statistics_match_numpy(image):
+    """The histogram shortcuts give exactly what the plain numpy formulas give."""
+    stats = image_statistics(image)
+    lo, hi = np.percentile(image, [1, 99])
+    assert stats["intensity"] == pytest.approx(image.mean())
+    assert stats["contrast"] == pytest.approx(image.astype(float).std(), abs=1e-6)
+    assert stats["dynamic_range"] == pytest.approx(hi - lo)
+    assert stats["background_fraction"] == pytest.approx((image < 10).mean())
+    assert stats["sharpness"] == pytest.approx(cv2.Laplacian(image, cv2.CV_64F).var(), rel=1e-6, abs=1e-6)
