@@ -11,8 +11,11 @@ export WANDB_MODE ?= offline
 DATA_DIR ?= data
 DEMO_SCALE ?= 1.0
 PROFILE ?= configs/profiles/cpu-demo.json
+# Dagster: the profile the UI and demo-dagster runs default to (configs/profiles/<name>.json).
+NEUROFLUX_PROFILE ?= cpu-demo
+DAGSTER_PORT ?= 3000
 
-.PHONY: install demo test lint format bench lock
+.PHONY: install demo demo-dagster dev dagster-home test lint format bench lock
 
 install: $(STAMP)
 
@@ -33,6 +36,23 @@ demo: install
 		--model_config configs/neuroflux_config.json --profile $(PROFILE)
 	$(BIN)/neuroflux train --dataset_config configs/dataset_config.json \
 		--model_config configs/resnet50_config.json --profile $(PROFILE)
+
+# Dagster reads dagster.yaml from DAGSTER_HOME (storage/): link the repo's one copy into it.
+dagster-home:
+	@mkdir -p storage
+	@ln -sfn ../dagster.yaml storage/dagster.yaml
+
+dev: install dagster-home  ## Dagster UI + daemon on http://127.0.0.1:$(DAGSTER_PORT)
+	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (profile $(NEUROFLUX_PROFILE); Ctrl-C to stop)"
+	@# Started inside DAGSTER_HOME so dagster dev does not warn about the root dagster.yaml it links to.
+	cd storage && NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) ../$(BIN)/dagster dev -w ../workspace.yaml \
+		-h 127.0.0.1 -p $(DAGSTER_PORT)
+
+demo-dagster: install dagster-home  ## demo data if needed, then every asset through Dagster, then the report
+	@if [ -z "$$(find $(DATA_DIR) -mindepth 2 -type f 2>/dev/null | head -1)" ]; then \
+		$(BIN)/neuroflux demo-data --out $(DATA_DIR) --scale $(DEMO_SCALE) --seed 0; \
+	else echo "$(DATA_DIR)/ already holds images: using them (empty it to regenerate the demo set)"; fi
+	NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) $(BIN)/python -m neuroflux_assets.pipeline --profile $(NEUROFLUX_PROFILE)
 
 test: install
 	$(BIN)/python -m pytest -q

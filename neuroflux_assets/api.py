@@ -1,0 +1,93 @@
+"""Python access to materialized assets: `load_predictor()` from any process.
+
+Values are located through the Dagster instance in `storage/` (the same one `make dev` uses), so a
+model is only loadable once a run has materialized it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from neuroflux_assets.settings import PROJECT_ROOT
+from neuroflux_lib.predictor import Predictor
+
+
+def project_instance() -> dg.DagsterInstance:
+    """$DAGSTER_HOME's instance when set, else the project's `storage/` with the root dagster.yaml."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    from dagster._core.instance.ref import InstanceRef
+
+    storage = PROJECT_ROOT / "storage"
+    storage.mkdir(exist_ok=True)
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(storage), config_dir=str(PROJECT_ROOT)))
+
+
+def _has_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> bool:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    )
+    return bool(records.records)
+
+
+def artifact_path(
+    model: str | None = None,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    defs: dg.Definitions | None = None,
+) -> Path:
+    """Folder of `production_model` (model None) or of the `trained_model` partition `model`."""
+    from neuroflux_assets.definitions import defs as project_defs
+    from neuroflux_assets.partitions import model_partitions
+
+    defs = defs or project_defs
+    instance = instance or project_instance()
+    if model is not None and model not in model_partitions.get_partition_keys():
+        raise ValueError(f"unknown model {model!r}; expected one of {model_partitions.get_partition_keys()}")
+    key = dg.AssetKey("production_model" if model is None else "trained_model")
+    if not _has_materialization(instance, key, model):
+        what = "production_model" if model is None else f"trained_model[{model}]"
+        raise LookupError(
+            f"{what} has not been materialized in this Dagster instance ({instance.root_directory}): "
+            "run `make demo-dagster` or materialize it from the UI (`make dev`)"
+        )
+    return Path(defs.load_asset_value(key, partition_key=model, instance=instance))
+
+
+def load_predictor(
+    model: str | None = None,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    defs: dg.Definitions | None = None,
+    device: str = "cpu",
+) -> Predictor:
+    """`load_predictor().predict("scan.jpg")`: the production model, or `load_predictor("resnet50")`."""
+    return Predictor.from_artifact(artifact_path(model, instance=instance, defs=defs), device=device)
+
+
+def production_report(
+    *, instance: dg.DagsterInstance | None = None, defs: dg.Definitions | None = None
+) -> str:
+    """The production model's name, why it was chosen, and its classification report."""
+    from neuroflux_assets.definitions import defs as project_defs
+    from neuroflux_lib.artifacts import read_meta
+
+    defs = defs or project_defs
+    instance = instance or project_instance()
+    path = artifact_path(None, instance=instance, defs=defs)
+    meta = read_meta(path)
+    event = instance.get_latest_materialization_event(dg.AssetKey("production_model"))
+    materialization = event.asset_materialization if event else None
+    details = {k: v.value for k, v in (materialization.metadata.items() if materialization else [])}
+    report_key = dg.AssetKey("evaluation_report")
+    report_dir = Path(defs.load_asset_value(report_key, partition_key=meta.architecture, instance=instance))
+    report_file = report_dir / "classification_report.txt"
+    text = report_file.read_text() if report_file.exists() else "(classification report not found)"
+    return (
+        f"Production model: {details.get('model', meta.architecture)} ({details.get('why', '')})\n"
+        f"Artifact: {path}\nWeights origin: {meta.weights_origin}\n"
+        f"Test report ({report_dir}):\n{text}"
+    )

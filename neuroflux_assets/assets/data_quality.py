@@ -1,0 +1,128 @@
+"""Stage 1, group `data_quality`: what is in the data folder, how good each image is, what is odd."""
+
+import dagster as dg
+import pandas as pd
+
+from neuroflux_assets import metadata as md
+from neuroflux_assets.resources import DatasetResource
+from neuroflux_lib.dataset import detect_outliers, scan_images
+from neuroflux_lib.outliers import embed_statistics
+from neuroflux_lib.plots import embedding_scatter, image_gallery, quality_histograms
+from neuroflux_lib.quality import STAT_COLUMNS
+
+GROUP = "data_quality"
+MANIFEST_COLUMNS = [
+    "path",
+    "class_name",
+    "subject_id",
+    "size_bytes",
+    "sha256",
+    "readable",
+    "status",
+    "reason",
+]
+QUALITY_COLUMNS = [
+    "path",
+    "class_name",
+    "subject_id",
+    "sha256",
+    "readable",
+    "dhash",
+    "dup_group",
+    *STAT_COLUMNS,
+]
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version="1",
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+)
+def raw_images(context: dg.AssetExecutionContext, dataset: DatasetResource) -> dg.Output[pd.DataFrame]:
+    """Every image file under the data folder, decoded once: class, subject, bytes, hash, readable.
+
+    Decoding happens here (not in `image_quality`) because readability is part of the manifest and the
+    library computes statistics in the same pass; `image_quality` selects them. The data version is the
+    manifest digest, so an unchanged folder yields an unchanged version downstream.
+    """
+    config = dataset.dataset_config()
+    discovery, images = scan_images(config)
+    images["dup_group"] = pd.array(images["dup_group"], dtype="Int64")
+    names = list(config.class_names)
+    counts = images.groupby("class_name").agg(images=("path", "size"), readable=("readable", "sum"))
+    counts = counts.reindex(names, fill_value=0).astype(int)
+    counts.loc["total"] = counts.sum()
+    bad = images.loc[~images["readable"].astype(bool)]
+    version = md.digest(images, ["path", "sha256"])
+    context.log.info(f"{len(images)} images, {len(bad)} unreadable, manifest digest {version}")
+    return dg.Output(
+        images,
+        data_version=dg.DataVersion(version),
+        metadata={
+            "dagster/row_count": len(images),
+            "manifest_digest": version,
+            "data_dir": dg.MetadataValue.path(config.data_dir),
+            "images_per_class": md.table(counts.rename_axis("class")),
+            "unreadable": len(bad),
+            "unreadable_files": md.bullet_list(
+                f"`{r.path}`: {r.reason} [{r.status}]" for r in bad.itertuples()
+            ),
+            "unknown_folders": md.bullet_list(discovery.unknown_folders),
+            "missing_classes": md.bullet_list(discovery.missing_classes),
+            "ignored_non_image_files": len(discovery.ignored_files),
+            "preview": md.table(images[MANIFEST_COLUMNS].head(10), index=False),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version="1",
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+)
+def image_quality(dataset: DatasetResource, raw_images: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Quality statistics of the readable images (intensity, contrast, SNR, entropy, ...), with plots."""
+    config = dataset.dataset_config()
+    quality = raw_images.loc[raw_images["readable"].astype(bool), QUALITY_COLUMNS].reset_index(drop=True)
+    summary = quality.groupby("class_name")[STAT_COLUMNS].mean().reindex(list(config.class_names))
+    return dg.Output(
+        quality,
+        metadata={
+            "dagster/row_count": len(quality),
+            "mean_per_class": md.table(summary.rename_axis("class")),
+            "histograms": md.image(
+                quality_histograms(quality, STAT_COLUMNS, config.class_names), "histograms"
+            ),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version="1",
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet", "sklearn"},
+)
+def outliers(dataset: DatasetResource, image_quality: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Images whose statistics are extreme, each with the statistic, direction and z-score that flagged it."""
+    config = dataset.dataset_config()
+    found, _reasons = detect_outliers(image_quality, config)
+    indexed = image_quality.set_index("path")
+    embedding = embed_statistics(indexed, seed=config.random_seed)
+    per_class = found.groupby("class_name").size().reindex(list(config.class_names), fill_value=0)
+    gallery = found.assign(caption=found["class_name"] + ": " + found["reasons"])
+    title = f"{len(found)} outliers ({config.outlier_rule} rule, threshold {config.outlier_threshold})"
+    scatter = embedding_scatter(embedding, indexed["class_name"], found["path"].tolist(), config.class_names)
+    return dg.Output(
+        found,
+        metadata={
+            "dagster/row_count": len(found),
+            "rule": f"{config.outlier_rule}, threshold {config.outlier_threshold}",
+            "outliers_per_class": md.table(per_class.rename("outliers").to_frame().rename_axis("class")),
+            "gallery": md.image(image_gallery(gallery, title), "outlier gallery"),
+            "tsne_dbscan": md.image(scatter, "t-SNE of quality statistics with DBSCAN clusters"),
+            "examples": md.table(found[["path", "class_name", "reasons"]].head(20), index=False),
+        },
+    )

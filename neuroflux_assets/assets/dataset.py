@@ -1,0 +1,75 @@
+"""Stage 2, group `dataset`: leak-free splits by subject, then a balanced training split."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from neuroflux_assets import metadata as md
+from neuroflux_assets.resources import DatasetResource
+from neuroflux_lib.balancing import balance_train_set, class_balance
+from neuroflux_lib.dataset import split_dataset
+from neuroflux_lib.splits import SPLITS, split_counts
+
+GROUP = "dataset"
+
+
+def augmented_folder(storage_dir: str) -> Path:
+    """Dagster's own augmented copies, apart from the CLI's `storage/preprocess/augmented`."""
+    return Path(storage_dir) / "dagster" / "augmented"
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version="1",
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+)
+def dataset_splits(
+    dataset: DatasetResource, image_quality: pd.DataFrame, outliers: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """Train / val / test by subject and near-duplicate group, stratified by class; outliers left out."""
+    config = dataset.dataset_config()
+    splits = split_dataset(image_quality, outliers, config)
+    subjects = splits.groupby("split")["subject_id"].nunique().reindex(list(SPLITS), fill_value=0)
+    return dg.Output(
+        splits,
+        metadata={
+            "dagster/row_count": len(splits),
+            "images_per_class_and_split": md.table(
+                split_counts(splits, config.class_names).rename_axis("class")
+            ),
+            "subjects_per_split": md.table(subjects.rename("subjects").to_frame()),
+            "ratios": str(list(config.train_val_test_split)),
+            "excluded_outliers": len(outliers),
+            "leakage_groups": int(splits["group"].nunique()),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version="1",
+    io_manager_key="parquet_io_manager",
+    kinds={"pandas", "parquet"},
+)
+def balanced_train_set(dataset: DatasetResource, dataset_splits: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """The train split topped up with flip + affine copies until classes are equal (train only)."""
+    config = dataset.dataset_config()
+    balanced = balance_train_set(
+        dataset_splits,
+        augmented_folder(config.storage_dir),
+        config.balance_target,
+        config.random_seed,
+        config.max_image_pixels,
+    )
+    balance = class_balance(balanced, config.class_names)
+    return dg.Output(
+        balanced,
+        metadata={
+            "dagster/row_count": len(balanced),
+            "augmented_images": int(balanced["augmented"].sum()),
+            "counts_before_after": md.table(balance.rename_axis("class")),
+            "augmented_dir": dg.MetadataValue.path(str(augmented_folder(config.storage_dir))),
+        },
+    )

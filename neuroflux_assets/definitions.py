@@ -1,0 +1,41 @@
+"""The one `Definitions` object: `dagster dev`, `dagster definitions validate` and workspace.yaml load it."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from neuroflux_assets.asset_checks import ALL_CHECKS
+from neuroflux_assets.assets import data_quality, dataset, deployment, modeling
+from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
+from neuroflux_assets.jobs import full_pipeline, retrain
+from neuroflux_assets.resources import ComputeResource, DatasetResource, ThresholdsResource, TrackingResource
+from neuroflux_assets.schedules import weekly_retrain
+from neuroflux_assets.sensors import log_run_failure, new_images
+
+
+def default_resources() -> dict[str, Any]:
+    return {
+        "dataset": DatasetResource(),
+        "compute": ComputeResource(),
+        "tracking": TrackingResource(),
+        "thresholds": ThresholdsResource(),
+        "parquet_io_manager": ParquetIOManager(),
+        "json_io_manager": JsonIOManager(),
+        "folder_io_manager": FolderIOManager(),
+    }
+
+
+def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """The project's definitions; `resources` replaces some (tests point storage at a temp folder)."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([data_quality, dataset, modeling, deployment]),
+        asset_checks=ALL_CHECKS,
+        jobs=[full_pipeline, retrain],
+        schedules=[weekly_retrain],
+        sensors=[new_images, log_run_failure],
+        resources={**default_resources(), **(resources or {})},
+    )
+
+
+defs = build_definitions()

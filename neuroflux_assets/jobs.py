@@ -1,0 +1,55 @@
+"""Jobs. Both are partitioned by model; one run trains one model.
+
+The data assets are not partitioned, so a "whole pipeline" is: one run for the first model with every
+asset, then one run per further model with only the model stage (`pipeline_run_requests`). Runs carry
+the tag `neuroflux/pipeline`, limited to one at a time in dagster.yaml, so the later runs wait for the
+data the first one writes.
+"""
+
+import dagster as dg
+
+from neuroflux_assets.partitions import model_partitions  # noqa: F401 (run requests below)
+
+PIPELINE_TAG = {"neuroflux/pipeline": "run"}
+
+model_stage = dg.AssetSelection.assets("tuned_hyperparameters").downstream()
+retrain_selection = dg.AssetSelection.assets("dataset_splits").downstream()
+
+full_pipeline = dg.define_asset_job(
+    "full_pipeline",
+    selection=dg.AssetSelection.all(),
+    tags=PIPELINE_TAG,
+    description="Everything, from the image folder to production_model, for one model partition.",
+)
+
+retrain = dg.define_asset_job(
+    "retrain",
+    selection=retrain_selection,
+    tags=PIPELINE_TAG,
+    description="From dataset_splits down: re-split, re-balance, retrain, re-evaluate, re-promote.",
+)
+
+MODEL_STAGE_KEYS = [
+    dg.AssetKey("tuned_hyperparameters"),
+    dg.AssetKey("trained_model"),
+    dg.AssetKey("evaluation_report"),
+    dg.AssetKey("production_model"),
+]
+
+
+def pipeline_run_requests(run_key: str | None, tags: dict[str, str] | None = None) -> list[dg.RunRequest]:
+    """Whole job for the first model, model stage only for the others (the data is shared)."""
+    first, *others = model_partitions.get_partition_keys()
+    requests = [
+        dg.RunRequest(run_key=f"{run_key}:{first}" if run_key else None, partition_key=first, tags=tags)
+    ]
+    requests += [
+        dg.RunRequest(
+            run_key=f"{run_key}:{key}" if run_key else None,
+            partition_key=key,
+            asset_selection=MODEL_STAGE_KEYS,
+            tags=tags,
+        )
+        for key in others
+    ]
+    return requests

@@ -1,0 +1,80 @@
+"""Materialize the whole graph in this process, through Dagster, into an instance (CLI, tests, make).
+
+Same plan as the sensor: the full job for the first model, then the model stage for the others, then
+print the production model's report. `python -m neuroflux_assets.pipeline --profile cpu-demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from neuroflux_assets.jobs import MODEL_STAGE_KEYS
+from neuroflux_assets.partitions import model_partitions
+
+
+def profile_run_config(profile: str, run_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`run_config` with the dataset resource's profile set (other resource settings kept)."""
+    config = {key: dict(value) for key, value in (run_config or {}).items()}
+    resources = config.setdefault("resources", {})
+    dataset = resources.setdefault("dataset", {}).setdefault("config", {})
+    dataset["profile"] = profile
+    return config
+
+
+def materialize_all(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    run_config: Mapping[str, Any] | None = None,
+    job_name: str = "full_pipeline",
+) -> list[dg.ExecuteInProcessResult]:
+    """One in-process run per model partition; failures are returned, not raised (a blocking check that
+    fails is a legitimate outcome)."""
+    job = defs.resolve_job_def(job_name)
+    results = []
+    for index, partition in enumerate(model_partitions.get_partition_keys()):
+        results.append(
+            job.execute_in_process(
+                run_config=dict(run_config or {}),
+                instance=instance,
+                partition_key=partition,
+                asset_selection=None if index == 0 else MODEL_STAGE_KEYS,
+                raise_on_error=False,
+            )
+        )
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    from neuroflux_assets.api import production_report
+    from neuroflux_assets.definitions import defs
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="cpu-demo", help="configs/profiles/<name>.json")
+    args = parser.parse_args(argv)
+    instance = dg.DagsterInstance.get()
+    results = materialize_all(defs, instance, profile_run_config(args.profile))
+    for partition, result in zip(model_partitions.get_partition_keys(), results, strict=True):
+        print(f"run {result.run_id} ({partition}): {'succeeded' if result.success else 'FAILED'}")
+    for partition in model_partitions.get_partition_keys():
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("evaluation_report"), asset_partitions=[partition]),
+            limit=1,
+        ).records
+        if records:
+            metadata = records[0].asset_materialization.metadata
+            print(f"{partition}: test macro-F1 {metadata['macro_f1'].value:.3f}")
+    try:
+        print(production_report(instance=instance))
+    except LookupError as error:
+        print(f"no production model (no model passed the macro-F1 bar, or no run got that far): {error}")
+        return 1
+    return 0 if all(r.success for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Tiny-run settings for the Dagster tests: every knob goes through run config, like the launchpad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from neuroflux_assets.definitions import build_definitions
+from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
+
+TINY_MODEL = {"image_size": 32, "num_epochs": 2, "batch_size": 32, "device": "cpu", "num_workers": 0}
+
+
+def tiny_defs(storage: Path):
+    base = str(storage / "assets")
+    return build_definitions(
+        {
+            "parquet_io_manager": ParquetIOManager(base_dir=base),
+            "json_io_manager": JsonIOManager(base_dir=base),
+            "folder_io_manager": FolderIOManager(base_dir=base),
+        }
+    )
+
+
+def tiny_run_config(data_dir: Path, storage: Path, min_macro_f1: float = 0.0) -> dict[str, Any]:
+    return {
+        "resources": {
+            "dataset": {
+                "config": {
+                    "profile": "full",
+                    "data_dir": str(data_dir),
+                    "storage_dir": str(storage),
+                    "image_size": 32,
+                    "num_workers": 1,
+                }
+            },
+            "compute": {"config": {"threads": 1}},  # 2 threads on 2 busy cores is ~5x slower here
+            "thresholds": {"config": {"min_macro_f1": min_macro_f1, "min_images_per_class": 3}},
+        },
+        "ops": {
+            "tuned_hyperparameters": {
+                "config": {
+                    "resnet50": {**TINY_MODEL, "hidden_size": 8, "pretrained": False},
+                    "neuroflux_cnn": {**TINY_MODEL, "conv_channels": 4},
+                }
+            }
+        },
+    }
