@@ -11,11 +11,11 @@ export WANDB_MODE ?= offline
 DATA_DIR ?= data
 DEMO_SCALE ?= 1.0
 PROFILE ?= configs/profiles/cpu-demo.json
-# Dagster: the profile the UI and demo-dagster runs default to (configs/profiles/<name>.json).
+# Dagster: the profile the UI and `make demo` runs default to (configs/profiles/<name>.json).
 NEUROFLUX_PROFILE ?= cpu-demo
 DAGSTER_PORT ?= 3000
 
-.PHONY: install demo demo-dagster dev dagster-home test lint format bench lock
+.PHONY: install demo demo-data demo-cli dev dagster-home test lint format bench lock
 
 install: $(STAMP)
 
@@ -27,10 +27,18 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-demo: install
+demo-data: install
 	@if [ -z "$$(find $(DATA_DIR) -mindepth 2 -type f 2>/dev/null | head -1)" ]; then \
 		$(BIN)/neuroflux demo-data --out $(DATA_DIR) --scale $(DEMO_SCALE) --seed 0; \
 	else echo "$(DATA_DIR)/ already holds images: using them (empty it to regenerate the demo set)"; fi
+
+# The main job: every asset materialized through Dagster (runs, metadata and checks then show in
+# `make dev`), both models trained and evaluated with the CPU demo profile, reports printed.
+demo: demo-data dagster-home
+	NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) $(BIN)/python -m neuroflux_assets.pipeline --profile $(NEUROFLUX_PROFILE)
+
+# The same pipeline through the library CLI only (no Dagster instance involved).
+demo-cli: demo-data
 	$(BIN)/neuroflux preprocess --dataset_config configs/dataset_config.json
 	$(BIN)/neuroflux train --dataset_config configs/dataset_config.json \
 		--model_config configs/neuroflux_config.json --profile $(PROFILE)
@@ -47,12 +55,6 @@ dev: install dagster-home  ## Dagster UI + daemon on http://127.0.0.1:$(DAGSTER_
 	@# Started inside DAGSTER_HOME so dagster dev does not warn about the root dagster.yaml it links to.
 	cd storage && NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) ../$(BIN)/dagster dev -w ../workspace.yaml \
 		-h 127.0.0.1 -p $(DAGSTER_PORT)
-
-demo-dagster: install dagster-home  ## demo data if needed, then every asset through Dagster, then the report
-	@if [ -z "$$(find $(DATA_DIR) -mindepth 2 -type f 2>/dev/null | head -1)" ]; then \
-		$(BIN)/neuroflux demo-data --out $(DATA_DIR) --scale $(DEMO_SCALE) --seed 0; \
-	else echo "$(DATA_DIR)/ already holds images: using them (empty it to regenerate the demo set)"; fi
-	NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) $(BIN)/python -m neuroflux_assets.pipeline --profile $(NEUROFLUX_PROFILE)
 
 test: install
 	$(BIN)/python -m pytest -q

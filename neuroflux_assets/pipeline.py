@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -67,13 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         ).records
         if records:
             metadata = records[0].asset_materialization.metadata
-            print(f"{partition}: test macro-F1 {metadata['macro_f1'].value:.3f}")
+            report_dir = Path(
+                defs.load_asset_value("evaluation_report", partition_key=partition, instance=instance)
+            )
+            print(f"\n{partition}: test macro-F1 {metadata['macro_f1'].value:.3f}")
+            print((report_dir / "classification_report.txt").read_text())
     try:
         print(production_report(instance=instance))
     except LookupError as error:
+        # A blocked promotion is a legitimate outcome, but the demo's promise is a production model.
         print(f"no production model (no model passed the macro-F1 bar, or no run got that far): {error}")
         return 1
-    return 0 if all(r.success for r in results) else 1
+    return 0
 
 
 if __name__ == "__main__":
