@@ -53,7 +53,7 @@ dagster-home:
 dev: install dagster-home  ## Dagster UI + daemon on http://127.0.0.1:$(DAGSTER_PORT)
 	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (profile $(NEUROFLUX_PROFILE); Ctrl-C to stop)"
 	@# Started inside DAGSTER_HOME so dagster dev does not warn about the root dagster.yaml it links to.
-	cd storage && NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) ../$(BIN)/dagster dev -w ../workspace.yaml \
+	cd storage && NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) $(abspath $(BIN))/dagster dev -w ../workspace.yaml \
 		-h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install
