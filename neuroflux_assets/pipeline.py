@@ -50,6 +50,16 @@ def materialize_all(
     return results
 
 
+def data_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
+    """The library's preprocessing summary, from the materialized data assets."""
+    from neuroflux_assets.settings import file_dataset_config
+    from neuroflux_lib.dataset import tables_summary
+
+    keys = ("raw_images", "outliers", "dataset_splits", "balanced_train_set")
+    tables = [defs.load_asset_value(key, instance=instance) for key in keys]
+    return tables_summary(*tables, file_dataset_config())
+
+
 def main(argv: list[str] | None = None) -> int:
     from neuroflux_assets.api import production_report
     from neuroflux_assets.definitions import defs
@@ -61,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     results = materialize_all(defs, instance, profile_run_config(args.profile))
     for partition, result in zip(model_partitions.get_partition_keys(), results, strict=True):
         print(f"run {result.run_id} ({partition}): {'succeeded' if result.success else 'FAILED'}")
+    print(data_summary(defs, instance))
     for partition in model_partitions.get_partition_keys():
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey("evaluation_report"), asset_partitions=[partition]),

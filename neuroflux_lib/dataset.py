@@ -126,48 +126,59 @@ def write_outputs(result: PreprocessResult, config: DatasetConfig) -> dict[str, 
 
 def summary_text(result: PreprocessResult, config: DatasetConfig) -> str:
     """What a person wants after preprocessing: counts, bad files, outliers, splits, augmentation."""
+    return tables_summary(
+        result.images, result.outliers, result.splits, result.balanced, config, result.discovery
+    )
+
+
+def tables_summary(
+    images: pd.DataFrame,
+    outliers: pd.DataFrame,
+    splits: pd.DataFrame,
+    balanced: pd.DataFrame,
+    config: DatasetConfig,
+    discovery: Discovery | None = None,
+) -> str:
+    """The preprocessing summary from the step tables (the same tables the Dagster assets hold)."""
     names = list(config.class_names)
-    images = result.images
     lines = ["Images per class:"]
     counts = images.groupby("class_name").size().reindex(names, fill_value=0)
     lines += [f"  {name:<5} {count:>6}" for name, count in counts.items()] + [
         f"  {'total':<5} {counts.sum():>6}"
     ]
-    if result.discovery.unknown_folders:
-        lines.append(f"Folders ignored (not in class_names): {', '.join(result.discovery.unknown_folders)}")
-    if result.discovery.missing_classes:
-        lines.append(f"Classes with no folder: {', '.join(result.discovery.missing_classes)}")
-    if result.discovery.ignored_files:
-        lines.append(f"Non-image files ignored: {len(result.discovery.ignored_files)}")
+    if discovery and discovery.unknown_folders:
+        lines.append(f"Folders ignored (not in class_names): {', '.join(discovery.unknown_folders)}")
+    if discovery and discovery.missing_classes:
+        lines.append(f"Classes with no folder: {', '.join(discovery.missing_classes)}")
+    if discovery and discovery.ignored_files:
+        lines.append(f"Non-image files ignored: {len(discovery.ignored_files)}")
     bad = images.loc[~images["readable"].astype(bool)]
     lines.append(f"Unreadable files: {len(bad)}")
     lines += [f"  {row.path}: {row.reason} [{row.status}]" for row in bad.itertuples()]
     converted = images.loc[images["status"] == "converted"]
     if len(converted):
         lines.append(f"Converted on load: {len(converted)} (e.g. {converted['reason'].iloc[0]})")
-    per_class = result.outliers.groupby("class_name").size().reindex(names, fill_value=0)
+    per_class = outliers.groupby("class_name").size().reindex(names, fill_value=0)
     lines.append(
         f"Outliers ({config.outlier_rule} rule, threshold {config.outlier_threshold}): "
-        f"{len(result.outliers)} — " + ", ".join(f"{k} {v}" for k, v in per_class.items())
+        f"{len(outliers)} — " + ", ".join(f"{k} {v}" for k, v in per_class.items())
     )
-    lines += [f"  {Path(row.path).name}: {row.reasons}" for row in result.outliers.head(10).itertuples()]
-    if len(result.outliers) > 10:
-        lines.append(
-            f"  ... and {len(result.outliers) - 10} more (see outliers.parquet / outlier_gallery.png)"
-        )
+    lines += [f"  {Path(row.path).name}: {row.reasons}" for row in outliers.head(10).itertuples()]
+    if len(outliers) > 10:
+        lines.append(f"  ... and {len(outliers) - 10} more (see the outlier table and gallery)")
     lines.append("Split sizes (images; subjects):")
-    table = split_counts(result.splits, names)
-    subjects = result.splits.groupby("split")["subject_id"].nunique().reindex(list(SPLITS), fill_value=0)
-    table.loc["subjects"] = [*subjects.tolist(), int(result.splits["subject_id"].nunique())]
+    table = split_counts(splits, names)
+    subjects = splits.groupby("split")["subject_id"].nunique().reindex(list(SPLITS), fill_value=0)
+    table.loc["subjects"] = [*subjects.tolist(), int(splits["subject_id"].nunique())]
     lines += ["  " + line for line in table.to_string().splitlines()]
-    sizes = result.splits.groupby("group").size()
-    multi = result.splits.groupby("dup_group")["subject_id"].nunique()
+    sizes = splits.groupby("group").size()
+    multi = splits.groupby("dup_group")["subject_id"].nunique()
     lines.append(
         f"  {len(sizes)} leakage groups (subject + near-duplicate), largest {sizes.max()} images; "
         f"{int((multi > 1).sum())} near-duplicate group(s) span several subjects"
     )
-    balance = class_balance(result.balanced, names)
-    n_aug = int(result.balanced["augmented"].sum())
+    balance = class_balance(balanced, names)
+    n_aug = int(balanced["augmented"].sum())
     lines.append(f"Balanced train set: {n_aug} augmented images added (train only)")
     lines += ["  " + line for line in balance.to_string().splitlines()]
     return "\n".join(lines)

@@ -279,3 +279,18 @@ def test_launchpad_defaults_come_from_the_config_files() -> None:
         file_values = file_model_config(model).model_dump()
         for key, field in MODEL_SETTINGS[model].model_fields.items():
             assert field.default == file_values[key], (model, key)
+
+
+def test_pipeline_prints_the_data_summary_from_the_assets(pipeline) -> None:
+    """`make demo` shows the preprocessing summary built from the materialized data assets."""
+    from neuroflux_assets.pipeline import data_summary
+
+    text = data_summary(pipeline["defs"], pipeline["instance"])
+    for expected in (
+        "Images per class",
+        "Unreadable files",
+        "Outliers",
+        "Split sizes",
+        "augmented images added",
+    ):
+        assert expected in text
