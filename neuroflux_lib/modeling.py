@@ -16,7 +16,7 @@ from neuroflux_lib.config import DatasetConfig, ModelConfig
 from neuroflux_lib.evaluation import evaluate_model, write_report
 from neuroflux_lib.image_cache import cached_arrays
 from neuroflux_lib.models import BuiltModel, build_model, count_parameters
-from neuroflux_lib.training import EpochCallback, FitResult, ImageTensorDataset, fit
+from neuroflux_lib.training import EpochCallback, FitResult, ImageTensorDataset, fit, seed_everything
 from neuroflux_lib.transforms import eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ def train_model(
     """Train on the balanced train set, select on val, save the best epoch's weights as an artifact."""
     class_names = list(dataset_config.class_names)
     image_size = model_config.resolved_image_size(dataset_config)
+    seed_everything(model_config.seed)  # the initial weights are part of the result: same seed, same model
     built: BuiltModel = build_model(
         model_config.model_name, len(class_names), model_config.model_hyperparams(), image_size=image_size
     )

@@ -146,3 +146,27 @@ def test_import_checkpoint_and_refuse_pickle(tmp_path, capsys):
     )
     assert "refusing" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()
+
+
+def test_training_twice_gives_the_same_model(workspace, tmp_path):
+    """Same data, config and seed: identical weights (initialisation is seeded too)."""
+    import pandas as pd
+
+    from neuroflux_lib.config import DatasetConfig, ModelConfig, load_config
+    from neuroflux_lib.modeling import train_model
+
+    dataset = load_config(DatasetConfig, workspace / "dataset.json")
+    model = load_config(ModelConfig, workspace / "cnn.json").model_copy(update={"num_epochs": 1})
+    folder = workspace / "storage" / "preprocess"
+    if not (folder / "splits.parquet").exists():
+        assert run("preprocess", "--dataset_config", str(workspace / "dataset.json")) == 0
+    balanced = pd.read_parquet(folder / "balanced_train.parquet")
+    splits = pd.read_parquet(folder / "splits.parquet")
+    runs = [
+        train_model(
+            model, dataset, balanced, splits, artifact_dir=tmp_path / f"a{i}", work_dir=tmp_path / f"w{i}"
+        )
+        for i in range(2)
+    ]
+    first, second = ((run.artifact_dir / "model.safetensors").read_bytes() for run in runs)
+    assert first == second
