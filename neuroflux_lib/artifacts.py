@@ -49,6 +49,10 @@ class ArtifactError(ValueError):
     """The folder is not a usable model artifact; the message says what is wrong."""
 
 
+def _meta_json(meta: ArtifactMeta) -> str:
+    return json.dumps(asdict(meta), indent=2, default=float)
+
+
 def save_artifact(out_dir: str | Path, model: nn.Module, meta: ArtifactMeta) -> Path:
     """Write the artifact to a staging folder, then swap it in, so readers never see half of it."""
     out_dir = Path(out_dir)
@@ -58,7 +62,7 @@ def save_artifact(out_dir: str | Path, model: nn.Module, meta: ArtifactMeta) -> 
     staging.mkdir()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, staging / WEIGHTS_FILE, metadata={"architecture": meta.architecture})
-    (staging / META_FILE).write_text(json.dumps(asdict(meta), indent=2, default=float))
+    (staging / META_FILE).write_text(_meta_json(meta))
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     if out_dir.exists():
         out_dir.rename(old)
@@ -71,7 +75,7 @@ def update_meta(path: str | Path, meta: ArtifactMeta) -> None:
     """Rewrite only the sidecar (e.g. to add test metrics), atomically."""
     target = Path(path) / META_FILE
     tmp = target.with_name(f".{META_FILE}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(meta), indent=2, default=float))
+    tmp.write_text(_meta_json(meta))
     os.replace(tmp, target)
 
 

@@ -50,14 +50,17 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from neuroflux_lib.config import DEFAULT_SUBJECT_REGEX
+from neuroflux_lib.discovery import IMAGE_EXTENSIONS
+
 CLASS_COUNTS: dict[str, int] = {"PTE": 580, "LO": 240, "EO": 233, "IPTE": 171, "IO": 72}
 
-SUBJECT_REGEX = r"\d{3}_S_\d{4}"
+SUBJECT_REGEX = DEFAULT_SUBJECT_REGEX
 FILENAME_REGEX = re.compile(
     r"^neuroflux_(?P<subject>\d{3}_S_\d{4})_MR_(?P<sequence>[A-Za-z0-9\-]+(?:_[A-Za-z0-9\-]+)*)"
     r"__br_raw_(?P<date>\d{17})_(?P<n>\d+)_S(?P<series>\d+)_I(?P<image>\d+)\.jpg$"
 )
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".webp"}
 
 # (name, relative T2 weight of CSF, GM, WM, share of sessions). FLAIR nulls CSF, so ventricles are
 # dark there: a nuisance a CNN can learn around but a linear model on pixels cannot.

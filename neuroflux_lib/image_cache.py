@@ -6,7 +6,6 @@ its entry and a changed file gets a new one; an epoch never decodes a JPEG again
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from neuroflux_lib.discovery import sha256_file
 from neuroflux_lib.imageio import load_grayscale_or_raise
 from neuroflux_lib.transforms import resize_uint8
 
@@ -34,10 +34,6 @@ def _write_entry(job: tuple[str, str, str, int]) -> str:
     return str(target)
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def cached_arrays(
     paths: Sequence[str],
     image_size: int,
@@ -48,7 +44,7 @@ def cached_arrays(
 ) -> np.ndarray:
     """(N, S, S) uint8 stack for `paths`, decoding only the images not cached yet."""
     root = Path(root)
-    hashes = list(sha256s) if sha256s is not None else [file_sha256(p) for p in paths]
+    hashes = list(sha256s) if sha256s is not None else [sha256_file(p) for p in paths]
     missing = [
         (str(p), h, str(root), image_size)
         for p, h in dict(zip(paths, hashes, strict=True)).items()

@@ -43,46 +43,26 @@ def label_indices(classes: pd.Series, class_names: Sequence[str]) -> np.ndarray:
     return classes.map(index).to_numpy(dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class SplitData:
-    train: ImageTensorDataset
-    val: ImageTensorDataset
-    test: ImageTensorDataset | None
+def split_rows(splits: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of one split; an empty split is an error that says how to fix it."""
+    rows = splits.loc[splits["split"] == name]
+    if rows.empty:
+        raise ValueError(f"the {name} split is empty: add images or change train_val_test_split")
+    return rows
 
 
-def build_split_data(
-    balanced: pd.DataFrame,
-    splits: pd.DataFrame,
+def cached_dataset(
+    table: pd.DataFrame,
     class_names: Sequence[str],
     image_size: int,
-    normalization: Sequence[Sequence[float]],
+    transform,
     cache_root: str | Path,
-    augment: bool = True,
     workers: int = 1,
     progress: bool = False,
-    include_test: bool = True,
-) -> SplitData:
-    """Datasets over the decode-once cache: balanced train (with copies), val and test."""
-
-    def arrays(table: pd.DataFrame) -> np.ndarray:
-        return cached_arrays(
-            table["path"].tolist(), image_size, cache_root, _hashes(table), workers, progress
-        )
-
-    val = splits.loc[splits["split"] == "val"]
-    test = splits.loc[splits["split"] == "test"]
-    for name, table in (("train", balanced), ("val", val), ("test", test if include_test else val)):
-        if table.empty:
-            raise ValueError(f"the {name} split is empty: add images or change train_val_test_split")
-    train_tf = train_transform(image_size, normalization, augment)
-    eval_tf = eval_transform(image_size, normalization)
-    return SplitData(
-        ImageTensorDataset(arrays(balanced), label_indices(balanced["class_name"], class_names), train_tf),
-        ImageTensorDataset(arrays(val), label_indices(val["class_name"], class_names), eval_tf),
-        ImageTensorDataset(arrays(test), label_indices(test["class_name"], class_names), eval_tf)
-        if include_test
-        else None,
-    )
+) -> ImageTensorDataset:
+    """A dataset over the decode-once cache for the rows of `table`."""
+    images = cached_arrays(table["path"].tolist(), image_size, cache_root, _hashes(table), workers, progress)
+    return ImageTensorDataset(images, label_indices(table["class_name"], class_names), transform)
 
 
 @dataclass(frozen=True)
@@ -118,22 +98,29 @@ def train_model(
         f"{count_parameters(built.model, True):,}",
         built.weights_origin,
     )
-    data = build_split_data(
-        balanced,
-        splits,
+    cache = {
+        "cache_root": cache_dir(dataset_config),
+        "workers": max(1, dataset_config.num_workers),
+        "progress": progress,
+    }
+    train = cached_dataset(
+        split_rows(balanced, "train"),
         class_names,
         image_size,
-        built.normalization,
-        cache_dir(dataset_config),
-        model_config.augment,
-        workers=max(1, dataset_config.num_workers),
-        progress=progress,
-        include_test=False,
+        train_transform(image_size, built.normalization, model_config.augment),
+        **cache,
+    )
+    val = cached_dataset(
+        split_rows(splits, "val"),
+        class_names,
+        image_size,
+        eval_transform(image_size, built.normalization),
+        **cache,
     )
     result = fit(
         built.model,
-        data.train,
-        data.val,
+        train,
+        val,
         model_config,
         class_names,
         checkpoint_path=Path(work_dir) / "checkpoint.pt",
@@ -160,7 +147,7 @@ def train_model(
             "stopped_early": result.stopped_early,
             "device": result.device,
             "best_val": {k: v for k, v in best.items() if k.startswith("val_")},
-            "train_images": len(data.train),
+            "train_images": len(train),
             "history": result.history,
         },
     )
@@ -187,17 +174,14 @@ def evaluate_artifact(
     With `record_metrics`, the test metrics are also written into the artifact's `model.json`.
     """
     model, meta = load_artifact(artifact_dir)
-    test = splits.loc[splits["split"] == "test"]
-    if test.empty:
-        raise ValueError("the test split is empty: add images or change train_val_test_split")
     normalization = (meta.normalization["mean"], meta.normalization["std"])
-    images = cached_arrays(
-        test["path"].tolist(), meta.image_size, cache_dir(dataset_config), _hashes(test), progress=progress
-    )
-    data = ImageTensorDataset(
-        images,
-        label_indices(test["class_name"], meta.class_names),
+    data = cached_dataset(
+        split_rows(splits, "test"),
+        meta.class_names,
+        meta.image_size,
         eval_transform(meta.image_size, normalization),
+        cache_dir(dataset_config),
+        progress=progress,
     )
     report = evaluate_model(model, data, meta.class_names)
     history = meta.training.get("history", [])

@@ -8,6 +8,18 @@ from typing import Any
 from neuroflux_assets.definitions import build_definitions
 from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
 
+ALL_ASSETS = (
+    "raw_images",
+    "image_quality",
+    "outliers",
+    "dataset_splits",
+    "balanced_train_set",
+    "tuned_hyperparameters",
+    "trained_model",
+    "evaluation_report",
+    "production_model",
+)
+
 TINY_MODEL = {"image_size": 32, "num_epochs": 2, "batch_size": 32, "device": "cpu", "num_workers": 0}
 
 

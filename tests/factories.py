@@ -7,6 +7,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# What the preprocessing summary shows, whether printed by the CLI or built from the Dagster assets.
+SUMMARY_SECTIONS = (
+    "Images per class",
+    "Unreadable files",
+    "Outliers",
+    "Split sizes",
+    "augmented images added",
+)
+
 
 def write_gray(path: Path, array: np.ndarray, **save_kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,19 +20,9 @@ from neuroflux_assets.pipeline import materialize_all
 from neuroflux_assets.resources import DatasetResource
 from neuroflux_assets.sensors import new_images
 from neuroflux_assets.settings import PROJECT_ROOT, file_dataset_config, file_model_config
-from tests.dagster_helpers import tiny_defs, tiny_run_config
+from tests.dagster_helpers import ALL_ASSETS, tiny_defs, tiny_run_config
+from tests.factories import SUMMARY_SECTIONS
 
-ALL_ASSETS = [
-    "raw_images",
-    "image_quality",
-    "outliers",
-    "dataset_splits",
-    "balanced_train_set",
-    "tuned_hyperparameters",
-    "trained_model",
-    "evaluation_report",
-    "production_model",
-]
 MODELS = ["resnet50", "neuroflux_cnn"]
 
 
@@ -286,11 +276,5 @@ def test_pipeline_prints_the_data_summary_from_the_assets(pipeline) -> None:
     from neuroflux_assets.pipeline import data_summary
 
     text = data_summary(pipeline["defs"], pipeline["instance"])
-    for expected in (
-        "Images per class",
-        "Unreadable files",
-        "Outliers",
-        "Split sizes",
-        "augmented images added",
-    ):
+    for expected in SUMMARY_SECTIONS:
         assert expected in text

@@ -10,6 +10,7 @@ import torch
 
 from neuroflux_lib.cli import main
 from neuroflux_lib.models import build_model
+from tests.factories import SUMMARY_SECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,13 +36,7 @@ def run(*argv: str) -> int:
 def test_preprocess_prints_summary_and_writes_outputs(workspace, capsys):
     assert run("preprocess", "--dataset_config", str(workspace / "dataset.json")) == 0
     out = capsys.readouterr().out
-    for expected in (
-        "Images per class",
-        "Unreadable files",
-        "Outliers",
-        "Split sizes",
-        "augmented images added",
-    ):
+    for expected in SUMMARY_SECTIONS:
         assert expected in out
     folder = workspace / "storage" / "preprocess"
     for name in (

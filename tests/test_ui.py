@@ -17,18 +17,9 @@ import pytest
 from PIL import Image
 
 from neuroflux_assets.settings import PROJECT_ROOT
+from tests.dagster_helpers import ALL_ASSETS
 
-EXPECTED = {
-    "raw_images",
-    "image_quality",
-    "outliers",
-    "dataset_splits",
-    "balanced_train_set",
-    "tuned_hyperparameters",
-    "trained_model",
-    "evaluation_report",
-    "production_model",
-}
+EXPECTED = set(ALL_ASSETS)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
