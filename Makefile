@@ -39,10 +39,10 @@ demo: demo-data dagster-home
 
 # The same pipeline through the library CLI only (no Dagster instance involved).
 demo-cli: demo-data
-	$(BIN)/neuroflux preprocess --dataset_config configs/dataset_config.json
-	$(BIN)/neuroflux train --dataset_config configs/dataset_config.json \
+	$(BIN)/python -m neuroflux_lib.cli preprocess --dataset_config configs/dataset_config.json
+	$(BIN)/python -m neuroflux_lib.cli train --dataset_config configs/dataset_config.json \
 		--model_config configs/neuroflux_config.json --profile $(PROFILE)
-	$(BIN)/neuroflux train --dataset_config configs/dataset_config.json \
+	$(BIN)/python -m neuroflux_lib.cli train --dataset_config configs/dataset_config.json \
 		--model_config configs/resnet50_config.json --profile $(PROFILE)
 
 # Dagster reads dagster.yaml from DAGSTER_HOME (storage/): link the repo's one copy into it.

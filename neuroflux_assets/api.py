@@ -15,18 +15,19 @@ from neuroflux_assets.settings import PROJECT_ROOT
 from neuroflux_lib.predictor import Predictor
 
 
-def project_instance() -> dg.DagsterInstance:
-    """$DAGSTER_HOME's instance when set, else the project's `storage/` with the root dagster.yaml."""
+def project_instance(storage_dir: str | Path | None = None) -> dg.DagsterInstance:
+    """$DAGSTER_HOME's instance when set, else one in `storage_dir` (default the project's `storage/`)
+    configured by the root dagster.yaml."""
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
     from dagster._core.instance.ref import InstanceRef
 
-    storage = PROJECT_ROOT / "storage"
-    storage.mkdir(exist_ok=True)
+    storage = Path(storage_dir or PROJECT_ROOT / "storage")
+    storage.mkdir(parents=True, exist_ok=True)
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(storage), config_dir=str(PROJECT_ROOT)))
 
 
-def _has_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> bool:
+def has_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> bool:
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
     )
@@ -48,11 +49,15 @@ def artifact_path(
     if model is not None and model not in model_partitions.get_partition_keys():
         raise ValueError(f"unknown model {model!r}; expected one of {model_partitions.get_partition_keys()}")
     key = dg.AssetKey("production_model" if model is None else "trained_model")
-    if not _has_materialization(instance, key, model):
-        what = "production_model" if model is None else f"trained_model[{model}]"
+    if not has_materialization(instance, key, model):
+        what, how = (
+            ("production_model", "`make demo`")
+            if model is None
+            else (f"trained_model[{model}]", f"`neuroflux train` with the {model} config, `make demo`")
+        )
         raise LookupError(
             f"{what} has not been materialized in this Dagster instance ({instance.root_directory}): "
-            "run `make demo-dagster` or materialize it from the UI (`make dev`)"
+            f"run {how} or materialize it from the UI (`make dev`)"
         )
     return Path(defs.load_asset_value(key, partition_key=model, instance=instance))
 

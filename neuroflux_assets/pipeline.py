@@ -16,6 +16,9 @@ import dagster as dg
 
 from neuroflux_assets.jobs import MODEL_STAGE_KEYS
 from neuroflux_assets.partitions import model_partitions
+from neuroflux_lib.config import DatasetConfig
+
+DATA_SUMMARY_KEYS = ("raw_images", "outliers", "dataset_splits", "balanced_train_set")
 
 
 def profile_run_config(profile: str, run_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -50,14 +53,15 @@ def materialize_all(
     return results
 
 
-def data_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
+def data_summary(
+    defs: dg.Definitions, instance: dg.DagsterInstance, config: DatasetConfig | None = None
+) -> str:
     """The library's preprocessing summary, from the materialized data assets."""
     from neuroflux_assets.settings import file_dataset_config
     from neuroflux_lib.dataset import tables_summary
 
-    keys = ("raw_images", "outliers", "dataset_splits", "balanced_train_set")
-    tables = [defs.load_asset_value(key, instance=instance) for key in keys]
-    return tables_summary(*tables, file_dataset_config())
+    tables = [defs.load_asset_value(key, instance=instance) for key in DATA_SUMMARY_KEYS]
+    return tables_summary(*tables, config or file_dataset_config())
 
 
 def main(argv: list[str] | None = None) -> int:

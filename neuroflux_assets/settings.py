@@ -35,6 +35,7 @@ MODEL_CONFIG_FILES = {
     "neuroflux_cnn": CONFIG_DIR / "neuroflux_config.json",
 }
 PROFILE_DIR = CONFIG_DIR / "profiles"
+NO_PROFILE = "none"  # the configs exactly as given (the CLI applies --profile itself)
 # Fixed by the partition (model_name) or by the dataset's class list (num_classes): not launchpad knobs.
 MODEL_FIXED_KEYS = frozenset({"model_name", "num_classes"})
 
@@ -52,7 +53,9 @@ def file_model_config(model_name: str) -> ModelConfig:
 
 
 def load_profile(name: str) -> Profile:
-    """`configs/profiles/<name>.json`; a path to a JSON file also works."""
+    """`configs/profiles/<name>.json`; a path to a JSON file also works; "none" applies nothing."""
+    if name == NO_PROFILE:
+        return Profile()
     path = Path(name) if name.endswith(".json") else PROFILE_DIR / f"{name}.json"
     return load_config(Profile, path)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from neuroflux_lib.config import ConfigError, DatasetConfig, ModelConfig, Profile, load_config
 
@@ -103,8 +105,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import json
-
     from neuroflux_lib.predictor import Predictor
 
     if args.artifact:
@@ -114,23 +114,19 @@ def _predict(args: argparse.Namespace) -> int:
         artifact = model_paths(dataset, model.model_name)["artifact"]
     if not artifact.exists():
         raise FileNotFoundError(f"no trained model at {artifact}/: run `neuroflux train` first")
-    predictor = Predictor.from_artifact(artifact)
-    predictions = predictor.predict_batch(args.image_path)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {"image": p.source, "label": p.label, "probabilities": p.probabilities}
-                    for p in predictions
-                ],
-                indent=2,
-            )
-        )
-        return 0
+    print_predictions(Predictor.from_artifact(artifact).predict_batch(args.image_path), as_json=args.json)
+    return 0
+
+
+def print_predictions(predictions: Sequence, as_json: bool = False) -> None:
+    """One block per image (label, confidence, every class's probability), or a JSON list."""
+    if as_json:
+        rows = [{"image": p.source, "label": p.label, "probabilities": p.probabilities} for p in predictions]
+        print(json.dumps(rows, indent=2))
+        return
     for p in predictions:
         probabilities = "  ".join(f"{name} {value:.3f}" for name, value in p.probabilities.items())
         print(f"{p.source}: {p.label} ({p.confidence:.1%})\n  {probabilities}")
-    return 0
 
 
 def _import_checkpoint(args: argparse.Namespace) -> int:
@@ -182,13 +178,31 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neuroflux", description=__doc__)
+Handler = Callable[[argparse.Namespace], int]
+ARTIFACT_HELP = "model folder (default: the trained model of --model_config)"
+
+
+class Cli(NamedTuple):
+    parser: argparse.ArgumentParser
+    commands: dict[str, argparse.ArgumentParser]
+    # model_command(name, help, func): a new mode with the shared --dataset_config/--model_config/--profile.
+    model_command: Callable[[str, str, Handler], argparse.ArgumentParser]
+
+
+def build_parser(handlers: Mapping[str, Handler] | None = None, description: str | None = None) -> Cli:
+    """The CLI's modes and flags. `handlers` replaces how a mode runs: the Dagster layer runs
+    preprocess/train/evaluate/predict as asset materializations with exactly these flags."""
+    handlers = dict(handlers or {})
+    parser = argparse.ArgumentParser(
+        prog="neuroflux",
+        description=description or __doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="mode", required=True)
 
     pre = sub.add_parser("preprocess", help="discover, check, split and balance the dataset")
     pre.add_argument("--dataset_config", default="configs/dataset_config.json")
-    pre.set_defaults(func=_preprocess)
+    pre.set_defaults(func=handlers.get("preprocess", _preprocess))
 
     demo = sub.add_parser("demo-data", help="write a synthetic dataset shaped like the real one")
     demo.add_argument("--out", default="data")
@@ -204,16 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--dataset_config", default="configs/dataset_config.json")
         command.add_argument("--model_config", default="configs/neuroflux_config.json")
         command.add_argument("--profile", default=None, help="overrides, e.g. configs/profiles/cpu-demo.json")
-        command.set_defaults(func=func)
+        command.set_defaults(func=handlers.get(name, func))
         return command
 
     train = model_command("train", "train, select on val, evaluate the best checkpoint on test", _train)
     train.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     evaluate = model_command("evaluate", "evaluate the saved model on the test split", _evaluate)
-    evaluate.add_argument("--artifact", default=None, help="model folder (default: storage/models/<model>)")
+    evaluate.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
     predict = model_command("predict", "classify images with a saved model (no dataset needed)", _predict)
     predict.add_argument("--image_path", nargs="+", required=True)
-    predict.add_argument("--artifact", default=None, help="model folder (default: storage/models/<model>)")
+    predict.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
     predict.add_argument("--json", action="store_true", help="machine-readable output")
 
     imp = sub.add_parser("import-checkpoint", help="convert an original-project .pth into an artifact")
@@ -222,17 +236,27 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", required=True)
     imp.add_argument("--image-size", type=int, default=224)
     imp.set_defaults(func=_import_checkpoint)
-    return parser
+    return Cli(parser, dict(sub.choices), model_command)
+
+
+# Errors a user can fix (bad config, missing file, nothing trained yet): one line, exit status 2.
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, LookupError, ValueError, RuntimeError)
+
+
+def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Dagster's SQLite migrations, once per store
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as error:
+        print(f"neuroflux {args.mode}: error: {error}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
-        print(f"neuroflux {args.mode}: error: {error}", file=sys.stderr)
-        return 2
+    """The library alone (`python -m neuroflux_lib.cli`): no Dagster instance involved."""
+    return run_cli(build_parser().parser, argv)
 
 
 if __name__ == "__main__":

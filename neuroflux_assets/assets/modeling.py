@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from neuroflux_assets import metadata as md
 from neuroflux_assets.partitions import model_partitions
@@ -71,6 +72,13 @@ def tuned_hyperparameters(
     )
 
 
+class TrainingRun(dg.Config):
+    resume: bool = Field(
+        default=False,
+        description="continue from the last epoch checkpoint of this model (e.g. after a crashed run)",
+    )
+
+
 @dg.asset(
     group_name=GROUP,
     code_version="1",
@@ -81,6 +89,7 @@ def tuned_hyperparameters(
 )
 def trained_model(
     context: dg.AssetExecutionContext,
+    config: TrainingRun,
     dataset: DatasetResource,
     compute: ComputeResource,
     tracking: TrackingResource,
@@ -92,6 +101,7 @@ def trained_model(
 
     Runs in pool `training` (limit 1 in dagster.yaml): two trainings never compete for the machine.
     """
+    run = config
     config = ModelConfig.model_validate(tuned_hyperparameters)
     data = dataset.dataset_config()
     compute.configure_torch()
@@ -103,6 +113,7 @@ def trained_model(
         dataset_splits,
         artifact_dir=work_folder(context, data.storage_dir, "artifact"),
         work_dir=Path(data.storage_dir) / "dagster" / "training" / context.partition_key,
+        resume=run.resume,
         callbacks=[LogEpochs(context, config.num_epochs)],
     )
     fit, meta = trained.fit, trained.meta
