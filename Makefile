@@ -7,7 +7,6 @@ BIN := $(VENV)/bin
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export DAGSTER_HOME := $(CURDIR)/storage
-export WANDB_MODE ?= offline
 DATA_DIR ?= data
 DEMO_SCALE ?= 1.0
 PROFILE ?= configs/profiles/cpu-demo.json

@@ -5,17 +5,23 @@ materializes assets in the project's Dagster instance, so the run, its metadata 
 in `make dev`, and the next mode reads what the previous one stored:
 
 - `preprocess`: raw_images, image_quality, outliers, dataset_splits, balanced_train_set
-- `train`: tuned_hyperparameters, trained_model and evaluation_report for the `--model_config` model
-  (and the data assets first when they were never materialized)
+- `train`: tuned_hyperparameters (without new trials: the study `tune` left, if any), trained_model and
+  evaluation_report for the `--model_config` model (the data assets first if never materialized)
 - `evaluate`: evaluation_report again (or, with `--artifact`, any model folder, outside Dagster)
 - `predict`: `load_predictor(model)`: the trained_model asset, the production model with
   `--production`, or any model folder with `--artifact`
+- `tune`: tuned_hyperparameters (the model's Optuna study), `--workers N` processes sharing it
+- `runs`: the offline W&B runs as a table; `--sync` uploads them
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import shlex
+import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
@@ -24,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from neuroflux_lib.cli import build_parser, load_configs, run_cli
-from neuroflux_lib.config import DatasetConfig, ModelConfig, with_overrides
+from neuroflux_lib.config import DatasetConfig, ModelConfig, load_config, with_overrides
+from neuroflux_lib.tracking import TrackingSettings
 
 DATA_KEYS = [
     dg.AssetKey(name)
@@ -95,12 +103,18 @@ def run_config(dataset: DatasetConfig, model: ModelConfig | None, resume: bool =
 
 
 def materialize(
-    session: Session, keys: Sequence[dg.AssetKey], resume: bool = False
+    session: Session,
+    keys: Sequence[dg.AssetKey],
+    resume: bool = False,
+    tuning: dict[str, Any] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of `full_pipeline` limited to `keys` (the model's partition if any)."""
     job = session.defs.resolve_job_def("full_pipeline")
+    config = run_config(session.dataset, session.model, resume)
+    if tuning:
+        config["resources"]["tuning"] = {"config": tuning}
     return job.execute_in_process(
-        run_config=run_config(session.dataset, session.model, resume),
+        run_config=config,
         instance=session.instance,
         partition_key=session.model.model_name if session.model else None,
         asset_selection=list(keys),
@@ -173,6 +187,8 @@ def _print_evaluation(session: Session) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     session = open_session(args)
+    # Searching is `tune`'s job: training only reads the study `tune` left (when use_tuned is true).
+    session = dataclasses.replace(session, model=with_overrides(session.model, {"tune_trials": 0}, "train"))
     result = materialize(session, _data_then(session, MODEL_KEYS), resume=args.resume)
     status = report_run(result, session)
     trained = result.asset_materializations_for_node("trained_model")
@@ -181,6 +197,7 @@ def _train(args: argparse.Namespace) -> int:
         print(
             f"\n{session.model.model_name}: {meta['epochs_run']} epochs on {meta['device']}, best epoch "
             f"{meta['best_epoch']} ({meta['monitor']}), weights {meta['weights_origin']}\n"
+            f"Hyperparameters: {meta['hyperparameters_source']}\nW&B run: {meta['wandb_run']}\n"
             f"Artifact: {meta['stored_at']}"
         )
     if result.asset_materializations_for_node("evaluation_report"):
@@ -219,6 +236,63 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    overrides = {"tune_trials": args.n_trials, "tune_timeout_s": args.timeout}
+    model = with_overrides(
+        session.model, {k: v for k, v in overrides.items() if v is not None}, "command line"
+    )
+    session = dataclasses.replace(session, model=model)
+    if model.tune_trials == 0:
+        raise ValueError("tune_trials is 0: pass --n_trials N (or set tune_trials in the model config)")
+    tuning = {"workers": args.workers, **({"storage": args.storage} if args.storage else {})}
+    keys = _data_then(session, [dg.AssetKey("tuned_hyperparameters")])
+    result = materialize(session, keys, tuning=tuning)
+    status = report_run(result, session)
+    if status == 0:
+        value = session.defs.load_asset_value(
+            "tuned_hyperparameters", partition_key=model.model_name, instance=session.instance
+        )
+        study = value["study"]
+        print(
+            f"\nstudy {study['name']} ({study['storage']}): trials {study['trials']}, best trial "
+            f"{study['best_trial']} val macro-F1 {study['best_value']}\nbest hyperparameters: "
+            f"{json.dumps(value['best_params'], indent=2)}\n{value['source']}"
+        )
+    return status
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from neuroflux_lib.tracking import runs_table, sync_command
+
+    dataset = absolute_folders(load_config(DatasetConfig, args.dataset_config))
+    root = Path(args.wandb_dir or Path(dataset.storage_dir) / "wandb")
+    table = runs_table(root)
+    if table.empty:
+        print(f"No offline W&B runs under {root}/ yet: `make demo` or `neuroflux train` create them.")
+        return 0
+    trials = table["job_type"] == "tune"
+    shown = table if args.all else table.loc[~trials]
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 70):
+        print(shown.dropna(axis=1, how="all").drop(columns=["group"]).to_string(index=False, na_rep=""))
+    if trials.any() and not args.all:
+        print(f"(and {int(trials.sum())} tuning-trial runs: `--all` lists them)")
+    command = sync_command(root)
+    if not args.sync:
+        print(
+            f"\n{len(table)} runs in {root}/; upload them with `neuroflux runs --sync` (needs WANDB_API_KEY)"
+        )
+        return 0
+    if len(command) == 2:
+        print("Every offline run is already synced.")
+        return 0
+    if not os.environ.get("WANDB_API_KEY"):
+        print("Set WANDB_API_KEY (https://wandb.ai/authorize), then run:\n  " + shlex.join(command))
+        return 2
+    env = {**os.environ, **TrackingSettings(mode="online", root=str(root)).environment()}
+    return subprocess.run(command, env=env, check=False).returncode
+
+
 def build() -> argparse.ArgumentParser:
     cli = build_parser(
         {"preprocess": _preprocess, "train": _train, "evaluate": _evaluate, "predict": _predict},
@@ -227,6 +301,17 @@ def build() -> argparse.ArgumentParser:
     cli.commands["predict"].add_argument(
         "--production", action="store_true", help="use production_model instead of --model_config's model"
     )
+    tune = cli.model_command("tune", "run or resume the model's Optuna study (tuned_hyperparameters)", _tune)
+    tune.add_argument("--workers", type=int, default=1, help="processes sharing the study")
+    tune.add_argument("--n_trials", type=int, default=None, help="trials to add (default: tune_trials)")
+    tune.add_argument("--timeout", type=float, default=None, help="seconds (default: tune_timeout_s)")
+    tune.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite in storage)")
+    runs = cli.subparsers.add_parser("runs", help="list the offline W&B runs; --sync uploads them")
+    runs.set_defaults(func=_runs)
+    runs.add_argument("--dataset_config", default="configs/dataset_config.json", help="for its storage_dir")
+    runs.add_argument("--sync", action="store_true", help="upload offline runs (needs WANDB_API_KEY)")
+    runs.add_argument("--all", action="store_true", help="also list every tuning trial")
+    runs.add_argument("--wandb_dir", default=None, help="runs root (default: <storage_dir>/wandb)")
     return cli.parser
 
 

@@ -1,5 +1,6 @@
 """The one `Definitions` object: `dagster dev`, `dagster definitions validate` and workspace.yaml load it."""
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,16 +10,30 @@ from neuroflux_assets.asset_checks import ALL_CHECKS
 from neuroflux_assets.assets import data_quality, dataset, deployment, modeling
 from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
 from neuroflux_assets.jobs import full_pipeline, retrain
-from neuroflux_assets.resources import ComputeResource, DatasetResource, ThresholdsResource, TrackingResource
+from neuroflux_assets.resources import (
+    ComputeResource,
+    DatasetResource,
+    ThresholdsResource,
+    TrackingResource,
+    TuningResource,
+)
 from neuroflux_assets.schedules import weekly_retrain
 from neuroflux_assets.sensors import log_run_failure, new_images
+
+
+def tracking_resource() -> TrackingResource:
+    """The W&B key comes from the environment through EnvVar: never stored in run config or logs."""
+    if os.environ.get("WANDB_API_KEY"):
+        return TrackingResource(api_key=dg.EnvVar("WANDB_API_KEY"))
+    return TrackingResource()
 
 
 def default_resources() -> dict[str, Any]:
     return {
         "dataset": DatasetResource(),
         "compute": ComputeResource(),
-        "tracking": TrackingResource(),
+        "tracking": tracking_resource(),
+        "tuning": TuningResource(),
         "thresholds": ThresholdsResource(),
         "parquet_io_manager": ParquetIOManager(),
         "json_io_manager": JsonIOManager(),

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 import dagster as dg
 import pandas as pd
 
+from neuroflux_lib.tracking import TrackedRun
+
 
 def image(png: bytes, alt: str = "plot") -> dg.MetadataValue:
     """A PNG embedded in markdown, so the asset page shows the picture itself."""
@@ -47,3 +49,14 @@ def digest(frame: pd.DataFrame, columns: list[str]) -> str:
     """A short, order-independent fingerprint of some columns (used as a data version)."""
     rows = frame[columns].astype(str).agg("\t".join, axis=1).sort_values()
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
+def run_link(tracked: TrackedRun) -> dg.MetadataValue:
+    """Where the W&B run is: a URL online, the run folder offline, or why there is none."""
+    if tracked.link.startswith("http"):
+        return dg.MetadataValue.url(tracked.link)
+    if tracked.link:
+        return dg.MetadataValue.path(tracked.link)
+    return dg.MetadataValue.text(
+        f"not tracked ({tracked.error})" if tracked.error else f"not tracked (mode {tracked.settings.mode})"
+    )

@@ -64,6 +64,28 @@ def data_summary(
     return tables_summary(*tables, config or file_dataset_config())
 
 
+def tracking_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
+    """Each model's study and where its W&B runs are."""
+    from neuroflux_assets.settings import PROJECT_ROOT, file_dataset_config
+    from neuroflux_lib.tracking import runs_table
+
+    lines = []
+    for partition in model_partitions.get_partition_keys():
+        value = defs.load_asset_value("tuned_hyperparameters", partition_key=partition, instance=instance)
+        study = value.get("study")
+        if study:
+            lines.append(
+                f"{partition}: study {study['name']} trials {study['trials']}, best val macro-F1 "
+                f"{study['best_value']:.3f}; trained with {value['source']}"
+            )
+    root = PROJECT_ROOT / file_dataset_config().storage_dir / "wandb"  # an absolute storage_dir wins
+    runs = runs_table(root)
+    if not runs.empty:
+        counts = runs["job_type"].value_counts().to_dict()
+        lines.append(f"W&B: {len(runs)} offline runs {counts} in {root}/ (list: neuroflux runs)")
+    return "\n" + "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from neuroflux_assets.api import production_report
     from neuroflux_assets.definitions import defs
@@ -88,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"\n{partition}: test macro-F1 {metadata['macro_f1'].value:.3f}")
             print((report_dir / "classification_report.txt").read_text())
+    print(tracking_summary(defs, instance))
     try:
         print(production_report(instance=instance))
     except LookupError as error:

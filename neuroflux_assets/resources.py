@@ -1,8 +1,9 @@
-"""Resources: where the data is (plus every dataset knob), how to compute, and experiment tracking."""
+"""Resources: where the data is (plus every dataset knob), how to compute, tracking, tuning, pass marks."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -17,6 +18,8 @@ from neuroflux_assets.settings import (
     resolve_dataset_config,
 )
 from neuroflux_lib.config import DatasetConfig, ModelConfig, Profile, with_overrides
+from neuroflux_lib.tracking import TrackedRun, TrackingSettings, start_run
+from neuroflux_lib.tuning import default_storage_url
 
 DEFAULT_PROFILE = os.environ.get("NEUROFLUX_PROFILE", "full")
 
@@ -74,16 +77,66 @@ class ComputeResource(dg.ConfigurableResource):
 
 
 class TrackingResource(dg.ConfigurableResource):
-    """Experiment-tracking placeholder: it records nothing yet.
+    """Weights & Biases: every training, tuning trial and evaluation becomes a run.
 
-    Only mode "disabled" exists; the W&B issue replaces this with real runs (offline by default).
-    It is a resource already so assets do not change when tracking arrives.
+    `auto` is `online` when an API key is configured (`api_key=EnvVar("WANDB_API_KEY")`, which
+    `definitions.py` wires when the variable is set; never type the key into the launchpad), else
+    `offline`: run folders under `<storage_dir>/wandb`, uploadable later with `neuroflux runs --sync`.
     """
 
-    mode: Literal["disabled"] = Field(default="disabled", description="tracking is not implemented yet")
+    mode: Literal["auto", "offline", "online", "disabled"] = Field(
+        default=os.environ.get("NEUROFLUX_TRACKING", "auto"),
+        description="auto = online with an API key, else offline; default from $NEUROFLUX_TRACKING",
+    )
+    project: str = Field(default="neuroflux", description="W&B project")
+    entity: str | None = Field(
+        default=None, description="W&B entity (team or user); None = the key's default"
+    )
+    api_key: str | None = Field(default=None, description="W&B API key, from EnvVar('WANDB_API_KEY')")
+    dir: str | None = Field(default=None, description="run folders root; None = <dataset storage_dir>/wandb")
 
-    def describe(self) -> str:
-        return "experiment tracking disabled (not implemented yet)"
+    def settings(self, storage_dir: str) -> TrackingSettings:
+        mode = self.mode if self.mode != "auto" else ("online" if self.api_key else "offline")
+        root = self.dir or str(Path(storage_dir) / "wandb")
+        return TrackingSettings(mode, root, self.project, self.entity, self.api_key)
+
+    def start(
+        self,
+        context: dg.AssetExecutionContext,
+        dataset: _DatasetResourceBase,
+        job_type: Literal["train", "evaluate"],
+        config: dict,
+    ) -> TrackedRun:
+        """A run grouped under the Dagster run id, named `<model>-<job>-<run id>`, tagged with the model
+        and profile; its config records the Dagster run id (the way back from W&B)."""
+        run_id = context.run.run_id
+        tracked = start_run(
+            self.settings(dataset.dataset_config().storage_dir),
+            name=f"{context.partition_key}-{job_type}-{run_id[:8]}",
+            job_type=job_type,
+            group=run_id,
+            tags=(context.partition_key, dataset.profile),
+            config={**config, "dagster_run_id": run_id, "profile": dataset.profile},
+        )
+        if tracked.error:
+            context.log.warning(f"W&B tracking off for this step: {tracked.error}")
+        return tracked
+
+
+class TuningResource(dg.ConfigurableResource):
+    """Where Optuna studies live and how many processes run trials (budgets are model-config keys)."""
+
+    storage: str | None = Field(
+        default=os.environ.get("NEUROFLUX_OPTUNA_STORAGE") or None,
+        description=(
+            "Optuna storage URL: sqlite:///…, postgresql://user:pass@host/db, or journal:<file>; "
+            "default $NEUROFLUX_OPTUNA_STORAGE, else SQLite at <dataset storage_dir>/optuna/optuna.db"
+        ),
+    )
+    workers: int = Field(default=1, ge=1, description="processes running trials of one study at once")
+
+    def storage_url(self, storage_dir: str) -> str:
+        return self.storage or default_storage_url(storage_dir)
 
 
 class ThresholdsResource(dg.ConfigurableResource):

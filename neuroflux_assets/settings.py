@@ -36,6 +36,16 @@ MODEL_CONFIG_FILES = {
 }
 PROFILE_DIR = CONFIG_DIR / "profiles"
 NO_PROFILE = "none"  # the configs exactly as given (the CLI applies --profile itself)
+# Steps that train (tuning trials, training) run in this concurrency pool (limit in dagster.yaml) and,
+# on Kubernetes with the k8s_job_executor, in a pod asking for this many GPUs ($NEUROFLUX_K8S_GPUS).
+GPU_POOL = "gpu"
+GPU_OP_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {"limits": {"nvidia.com/gpu": os.environ.get("NEUROFLUX_K8S_GPUS", "1")}}
+        }
+    }
+}
 # Fixed by the partition (model_name) or by the dataset's class list (num_classes): not launchpad knobs.
 MODEL_FIXED_KEYS = frozenset({"model_name", "num_classes"})
 

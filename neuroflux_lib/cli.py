@@ -185,6 +185,7 @@ ARTIFACT_HELP = "model folder (default: the trained model of --model_config)"
 class Cli(NamedTuple):
     parser: argparse.ArgumentParser
     commands: dict[str, argparse.ArgumentParser]
+    subparsers: argparse._SubParsersAction  # to add modes with other flags
     # model_command(name, help, func): a new mode with the shared --dataset_config/--model_config/--profile.
     model_command: Callable[[str, str, Handler], argparse.ArgumentParser]
 
@@ -236,7 +237,7 @@ def build_parser(handlers: Mapping[str, Handler] | None = None, description: str
     imp.add_argument("--out", required=True)
     imp.add_argument("--image-size", type=int, default=224)
     imp.set_defaults(func=_import_checkpoint)
-    return Cli(parser, dict(sub.choices), model_command)
+    return Cli(parser, dict(sub.choices), sub, model_command)
 
 
 # Errors a user can fix (bad config, missing file, nothing trained yet): one line, exit status 2.

@@ -129,6 +129,14 @@ class ModelConfig(StrictModel):
         None, ge=0, description="DataLoader workers; None = chosen for the device"
     )
     seed: int = 42
+    # Optuna search (tuned_hyperparameters / `neuroflux tune`): budget per study run, and whether
+    # training uses the study's best values instead of the ones above.
+    use_tuned: bool = Field(False, description="train with the study's best hyperparameters")
+    tune_trials: int = Field(50, ge=0, description="trials per tuning run (0 = no tuning)")
+    tune_timeout_s: float | None = Field(None, gt=0, description="stop starting trials after this")
+    tune_epochs: int = Field(10, gt=0, description="epochs per trial")
+    tune_pruner: Literal["median", "hyperband", "none"] = "median"
+    tune_startup_trials: int = Field(5, ge=0, description="trials completed before pruning starts")
 
     def model_hyperparams(self) -> dict[str, object]:
         """The keys `build_model` honours for this architecture."""

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from neuroflux_lib.metrics import classification_summary
 from neuroflux_lib.plots import confusion_matrix_png, roc_curves_png, training_curves_png
 
 
@@ -29,11 +29,20 @@ def predict_probabilities(
     return torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
 
 
-def evaluate_model(
-    model: torch.nn.Module, data: Dataset, class_names: Sequence[str], device: str | torch.device = "cpu"
-) -> dict[str, object]:
-    y_true, probabilities = predict_probabilities(model, data, device)
-    return classification_summary(y_true, probabilities, class_names)
+def predictions_table(
+    paths: Sequence[str], y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
+) -> pd.DataFrame:
+    """One row per test image: path, true and predicted class, confidence, every class's probability."""
+    names = np.asarray(class_names)
+    table = pd.DataFrame(
+        {
+            "path": list(paths),
+            "true": names[y_true],
+            "predicted": names[probabilities.argmax(axis=1)],
+            "confidence": probabilities.max(axis=1),
+        }
+    )
+    return pd.concat([table, pd.DataFrame(probabilities, columns=list(class_names))], axis=1)
 
 
 def write_report(

@@ -13,8 +13,9 @@ import pandas as pd
 
 from neuroflux_lib.artifacts import ArtifactMeta, load_artifact, save_artifact, update_meta
 from neuroflux_lib.config import DatasetConfig, ModelConfig
-from neuroflux_lib.evaluation import evaluate_model, write_report
+from neuroflux_lib.evaluation import predict_probabilities, predictions_table, write_report
 from neuroflux_lib.image_cache import cached_arrays
+from neuroflux_lib.metrics import classification_summary
 from neuroflux_lib.models import BuiltModel, build_model, count_parameters
 from neuroflux_lib.training import EpochCallback, FitResult, ImageTensorDataset, fit, seed_everything
 from neuroflux_lib.transforms import eval_transform, train_transform
@@ -65,30 +66,18 @@ def cached_dataset(
     return ImageTensorDataset(images, label_indices(table["class_name"], class_names), transform)
 
 
-@dataclass(frozen=True)
-class TrainedModel:
-    artifact_dir: Path
-    fit: FitResult
-    meta: ArtifactMeta
-
-
-def train_model(
+def prepare_training(
     model_config: ModelConfig,
     dataset_config: DatasetConfig,
     balanced: pd.DataFrame,
     splits: pd.DataFrame,
-    *,
-    artifact_dir: str | Path,
-    work_dir: str | Path,
-    resume: bool = False,
-    callbacks: Sequence[EpochCallback] = (),
     progress: bool = False,
-) -> TrainedModel:
-    """Train on the balanced train set, select on val, save the best epoch's weights as an artifact."""
+) -> tuple[BuiltModel, ImageTensorDataset, ImageTensorDataset]:
+    """The seeded model and its train (balanced) and val datasets; training and tuning both start here."""
     class_names = list(dataset_config.class_names)
     image_size = model_config.resolved_image_size(dataset_config)
     seed_everything(model_config.seed)  # the initial weights are part of the result: same seed, same model
-    built: BuiltModel = build_model(
+    built = build_model(
         model_config.model_name, len(class_names), model_config.model_hyperparams(), image_size=image_size
     )
     logger.info(
@@ -117,6 +106,32 @@ def train_model(
         eval_transform(image_size, built.normalization),
         **cache,
     )
+    return built, train, val
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    artifact_dir: Path
+    fit: FitResult
+    meta: ArtifactMeta
+
+
+def train_model(
+    model_config: ModelConfig,
+    dataset_config: DatasetConfig,
+    balanced: pd.DataFrame,
+    splits: pd.DataFrame,
+    *,
+    artifact_dir: str | Path,
+    work_dir: str | Path,
+    resume: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool = False,
+) -> TrainedModel:
+    """Train on the balanced train set, select on val, save the best epoch's weights as an artifact."""
+    built, train, val = prepare_training(model_config, dataset_config, balanced, splits, progress)
+    class_names = list(dataset_config.class_names)
+    image_size = model_config.resolved_image_size(dataset_config)
     result = fit(
         built.model,
         train,
@@ -158,6 +173,7 @@ def train_model(
 class Evaluation:
     report: dict
     files: dict[str, Path]
+    predictions: pd.DataFrame
 
 
 def evaluate_artifact(
@@ -175,25 +191,30 @@ def evaluate_artifact(
     """
     model, meta = load_artifact(artifact_dir)
     normalization = (meta.normalization["mean"], meta.normalization["std"])
+    test = split_rows(splits, "test")
     data = cached_dataset(
-        split_rows(splits, "test"),
+        test,
         meta.class_names,
         meta.image_size,
         eval_transform(meta.image_size, normalization),
         cache_dir(dataset_config),
         progress=progress,
     )
-    report = evaluate_model(model, data, meta.class_names)
+    y_true, probabilities = predict_probabilities(model, data)
+    report = classification_summary(y_true, probabilities, meta.class_names)
+    predictions = predictions_table(test["path"].tolist(), y_true, probabilities, meta.class_names)
     history = meta.training.get("history", [])
     best_epoch = meta.training.get("best_epoch", "?")
     title = f"{meta.architecture} (best epoch {best_epoch}, weights {meta.weights_origin})"
     files = write_report(report, report_dir, meta.class_names, history, title)
+    files["predictions"] = Path(report_dir) / "predictions.csv"
+    predictions.to_csv(files["predictions"], index=False)
     if record_metrics:
         meta.test_metrics = {
             key: report[key] for key in ("accuracy", "macro_f1", "weighted_f1", "macro_roc_auc", "n_test")
         }
         update_meta(artifact_dir, meta)
-    return Evaluation(report, files)
+    return Evaluation(report, files, predictions)
 
 
 def cache_dir(dataset_config: DatasetConfig) -> Path:

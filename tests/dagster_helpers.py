@@ -20,7 +20,14 @@ ALL_ASSETS = (
     "production_model",
 )
 
-TINY_MODEL = {"image_size": 32, "num_epochs": 2, "batch_size": 32, "device": "cpu", "num_workers": 0}
+TINY_MODEL = {
+    "image_size": 32,
+    "num_epochs": 2,
+    "batch_size": 32,
+    "device": "cpu",
+    "num_workers": 0,
+    "tune_trials": 0,
+}
 
 
 def tiny_defs(storage: Path):
@@ -39,7 +46,7 @@ def tiny_run_config(data_dir: Path, storage: Path, min_macro_f1: float = 0.0) ->
         "resources": {
             "dataset": {
                 "config": {
-                    "profile": "full",
+                    "profile": "none",
                     "data_dir": str(data_dir),
                     "storage_dir": str(storage),
                     "image_size": 32,

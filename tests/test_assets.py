@@ -20,6 +20,7 @@ from neuroflux_assets.pipeline import materialize_all
 from neuroflux_assets.resources import DatasetResource
 from neuroflux_assets.sensors import new_images
 from neuroflux_assets.settings import PROJECT_ROOT, file_dataset_config, file_model_config
+from neuroflux_lib.tracking import read_offline_run
 from tests.dagster_helpers import ALL_ASSETS, tiny_defs, tiny_run_config
 from tests.factories import SUMMARY_SECTIONS
 
@@ -31,8 +32,10 @@ def pipeline(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     """Every asset materialized once, in process, into a temporary instance."""
     storage = tmp_path_factory.mktemp("dagster_storage")
     defs = tiny_defs(storage)
+    run_config = tiny_run_config(demo_dataset, storage)
+    run_config["resources"]["tracking"] = {"config": {"mode": "offline"}}  # runs in <storage>/wandb
     with dg.instance_for_test() as instance:
-        results = materialize_all(defs, instance, tiny_run_config(demo_dataset, storage))
+        results = materialize_all(defs, instance, run_config)
         yield {"defs": defs, "instance": instance, "results": results, "storage": storage}
 
 
@@ -106,7 +109,9 @@ def test_values_are_stored_as_parquet_json_and_folders(pipeline, demo_dataset: P
     balanced = pd.read_parquet(base / "balanced_train_set.parquet")
     assert balanced["augmented"].any() and set(balanced["split"]) == {"train"}
     assert balanced.groupby("class_name").size().nunique() == 1
-    params = json.loads((base / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text())
+    params = json.loads((base / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text())[
+        "hyperparameters"
+    ]
     assert params["conv_channels"] == 4 and params["num_epochs"] == 2  # launchpad values won
     assert params["dropout"] == file_model_config("neuroflux_cnn").dropout  # the rest from the file
     for model in MODELS:
@@ -134,7 +139,7 @@ def test_metadata_explains_each_asset(pipeline) -> None:
     assert "train" in latest_metadata(instance, "dataset_splits")["subjects_per_split"]
     assert "before" in latest_metadata(instance, "balanced_train_set")["counts_before_after"]
     tuned = latest_metadata(instance, "tuned_hyperparameters", "resnet50")
-    assert tuned["tuning"] == "not tuned yet: config values"
+    assert tuned["hyperparameters_source"].startswith("config values (tune_trials is 0")
     trained = latest_metadata(instance, "trained_model", "resnet50")
     assert trained["epochs_run"] == 2 and 1 <= trained["best_epoch"] <= 2
     assert trained["weights_origin"] == "random" and "data:image/png;base64," in trained["training_curves"]
@@ -235,7 +240,7 @@ def test_definitions_load_and_validate() -> None:
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups["raw_images"] == "data_quality" and groups["balanced_train_set"] == "dataset"
     assert groups["trained_model"] == "modeling" and groups["production_model"] == "deployment"
-    assert graph.get(dg.AssetKey("trained_model")).pools == {"training"}
+    assert graph.get(dg.AssetKey("trained_model")).pools == {"gpu"}
     assert {job.name for job in defs.jobs} >= {"full_pipeline", "retrain"}
     assert defs.resolve_schedule_def("weekly_retrain").default_status == dg.DefaultScheduleStatus.STOPPED
     completed = subprocess.run(
@@ -278,3 +283,73 @@ def test_pipeline_prints_the_data_summary_from_the_assets(pipeline) -> None:
     text = data_summary(pipeline["defs"], pipeline["instance"])
     for expected in SUMMARY_SECTIONS:
         assert expected in text
+
+
+def latest_record(instance: dg.DagsterInstance, key: str, partition: str) -> dg.EventLogRecord:
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition]), limit=1
+    ).records[0]
+
+
+def test_every_training_and_evaluation_is_an_offline_wandb_run_linked_both_ways(pipeline) -> None:
+    instance, storage = pipeline["instance"], pipeline["storage"]
+    for model in MODELS:
+        trained = latest_record(instance, "trained_model", model)
+        folder = Path(trained.asset_materialization.metadata["wandb_run"].value)
+        assert folder.is_relative_to(storage / "wandb") and folder.is_dir()
+        run = read_offline_run(folder)
+        assert run.job_type == "train" and run.group == trained.run_id and model in run.tags
+        assert run.config["dagster_run_id"] == trained.run_id  # and back: W&B -> Dagster
+        assert run.config["model_name"] == model and run.config["data_version"]
+        assert run.config["weights_origin"] == "random" and run.config["split_sizes"]["test"] > 0
+        epochs = [row for row in run.history if "epoch" in row]
+        assert [row["epoch"] for row in epochs] == [1, 2]
+        assert {"train_loss", "val_loss", "val_macro_f1", "lr", "train_images_per_s"} <= set(epochs[0])
+        assert run.summary["best_epoch"] in (1, 2)
+
+        report = latest_record(instance, "evaluation_report", model)
+        evaluated = read_offline_run(report.asset_materialization.metadata["wandb_run"].value)
+        assert evaluated.job_type == "evaluate" and evaluated.group == report.run_id
+        macro_f1 = report.asset_materialization.metadata["macro_f1"].value
+        assert evaluated.summary["test_macro_f1"] == pytest.approx(macro_f1)
+        logged = set().union(*evaluated.history)
+        assert "confusion_matrix_table/_type" in logged and "test_predictions/_type" in logged
+        assert "roc_curves/_type" in logged
+
+
+def test_study_resumes_and_use_tuned_trains_with_its_best_values(pipeline, demo_dataset, tmp_path) -> None:
+    storage = tmp_path / "storage"
+    shutil.copytree(pipeline["storage"] / "assets", storage / "assets")
+    defs = tiny_defs(storage)
+    job = defs.resolve_job_def("full_pipeline")
+
+    def run(keys: list[str], **model) -> dg.ExecuteInProcessResult:
+        config = tiny_run_config(demo_dataset, storage)
+        config["ops"]["tuned_hyperparameters"]["config"]["neuroflux_cnn"].update(model)
+        return job.execute_in_process(
+            run_config=config,
+            instance=instance,
+            partition_key="neuroflux_cnn",
+            asset_selection=[dg.AssetKey(k) for k in keys],
+        )
+
+    with dg.instance_for_test() as instance:
+        tuning = {"tune_trials": 2, "tune_epochs": 1, "tune_pruner": "none"}
+        for expected in (2, 4):  # the second materialization resumes the same study
+            run(["tuned_hyperparameters"], **tuning)
+            metadata = latest_metadata(instance, "tuned_hyperparameters", "neuroflux_cnn")
+            assert "| complete | " + str(expected) + " |" in metadata["trials_by_state"]
+            assert metadata["optimization_history"].startswith("![")
+            assert metadata["hyperparameters_source"].startswith("config values (use_tuned is false")
+        study_db = storage / "optuna" / "optuna.db"
+        assert study_db.is_file()
+
+        run(["tuned_hyperparameters", "trained_model"], tune_trials=0, use_tuned=True)
+        value = json.loads((storage / "assets" / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text())
+        assert value["use_tuned"] and value["study"]["trials"] == {"complete": 4}  # no new trials
+        meta = json.loads((storage / "assets" / "trained_model" / "neuroflux_cnn" / "model.json").read_text())
+        for key, best in value["best_params"].items():
+            assert meta["hyperparameters"][key] == best, key
+        assert meta["hyperparameters"]["conv_channels"] != 4  # the launchpad value lost to the study
+        trained = latest_metadata(instance, "trained_model", "neuroflux_cnn")
+        assert trained["hyperparameters_source"].startswith("tuned: study neuroflux_cnn-32px-")

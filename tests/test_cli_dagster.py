@@ -113,3 +113,37 @@ def test_bad_config_key_exits_2_and_names_it(in_workspace, capsys):
     (in_workspace / "bad.json").write_text(json.dumps({"data_dir": "data", "imgae_size": 64}))
     assert main(["preprocess", "--dataset_config", "bad.json"]) == 2
     assert "imgae_size" in capsys.readouterr().err
+
+
+def test_tune_adds_trials_to_the_study_and_train_uses_it(in_workspace, capsys):
+    assert main(["tune", *args("--n_trials", "2", "--workers", "1")]) == 0
+    out = capsys.readouterr().out
+    assert "study neuroflux_cnn-32px-" in out and "best hyperparameters" in out
+    assert (in_workspace / "store" / "optuna" / "optuna.db").is_file()
+    value = json.loads(
+        (in_workspace / "store" / "assets" / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text()
+    )
+    assert sum(value["study"]["trials"].values()) == 2 and not value["use_tuned"]
+
+
+def test_runs_lists_offline_runs_and_sync_needs_a_key(in_workspace, capsys, monkeypatch):
+    from neuroflux_lib.tracking import TrackingSettings, start_run
+
+    assert main(["runs", "--dataset_config", "dataset.json"]) == 0
+    assert "No offline W&B runs" in capsys.readouterr().out
+    for key in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    root = in_workspace / "store" / "wandb"
+    with start_run(
+        TrackingSettings(root=str(root)),
+        name="neuroflux_cnn-train-abc",
+        job_type="train",
+        config={"model_name": "neuroflux_cnn"},
+    ) as tracked:
+        tracked.set_summary({"best_epoch": 3})
+    assert main(["runs", "--dataset_config", "dataset.json"]) == 0
+    out = capsys.readouterr().out
+    assert "neuroflux_cnn-train-abc" in out and str(root) in out
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert main(["runs", "--dataset_config", "dataset.json", "--sync"]) == 2
+    assert "wandb sync " + str(root) in capsys.readouterr().out

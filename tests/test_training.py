@@ -203,3 +203,19 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("bf16", "dtype", "scaler"), [(True, torch.bfloat16, False), (False, torch.float16, True)]
+)
+def test_a_cuda_machine_gets_cuda_and_its_settings(monkeypatch, bf16, dtype, scaler):
+    """What a GPU machine (the Docker image with --gpus) gets, checked on CPU: `auto` picks CUDA, and the
+    precision comes from asking torch (bf16 where the GPU has it, else fp16 with a grad scaler)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    device = resolve_device("auto")
+    assert device.type == "cuda" and resolve_device("cuda").type == "cuda"
+    settings = device_settings(device)
+    assert settings.amp_dtype == dtype and settings.needs_grad_scaler is scaler
+    assert settings.channels_last and settings.pin_memory
+    assert loader_workers(None, device) >= 1

@@ -77,12 +77,11 @@ def webserver(tmp_path_factory: pytest.TempPathFactory):
         deadline = time.monotonic() + 150
         while True:
             try:
-                status = graphql(
-                    url,
-                    "{ workspaceOrError { __typename ... on Workspace { locationEntries { loadStatus } } } }",
-                )
+                status = graphql(url, LOCATION_STATUS)
                 entries = status["data"]["workspaceOrError"]["locationEntries"]
                 if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                    errors = [e["locationOrLoadError"].get("message") for e in entries]
+                    assert not any(errors), f"code location failed to load: {errors}"
                     break
             except OSError:
                 pass
@@ -99,6 +98,10 @@ def webserver(tmp_path_factory: pytest.TempPathFactory):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+LOCATION_STATUS = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+    loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
 
 def test_graphql_lists_every_asset(webserver: str) -> None:

@@ -8,11 +8,26 @@ from pydantic import Field
 
 from neuroflux_assets import metadata as md
 from neuroflux_assets.partitions import model_partitions
-from neuroflux_assets.resources import ComputeResource, DatasetResource, TrackingResource
-from neuroflux_assets.settings import MODEL_CONFIG_FILES, ModelSettings, resolve_model_config
+from neuroflux_assets.resources import ComputeResource, DatasetResource, TrackingResource, TuningResource
+from neuroflux_assets.settings import (
+    GPU_OP_TAGS,
+    GPU_POOL,
+    MODEL_CONFIG_FILES,
+    ModelSettings,
+    resolve_model_config,
+)
+from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.config import ModelConfig, with_overrides
-from neuroflux_lib.modeling import evaluate_artifact, train_model
+from neuroflux_lib.modeling import data_version, evaluate_artifact, train_model
 from neuroflux_lib.plots import training_curves_png
+from neuroflux_lib.tuning import (
+    StudyResult,
+    StudySpec,
+    existing_study,
+    run_study,
+    study_name,
+    tuned_config,
+)
 
 GROUP = "modeling"
 
@@ -41,35 +56,123 @@ class LogEpochs:
 
 @dg.asset(
     group_name=GROUP,
-    code_version="1",
+    code_version="2",
     partitions_def=model_partitions,
     io_manager_key="json_io_manager",
-    deps=["balanced_train_set", "dataset_splits"],
-    kinds={"python"},
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    kinds={"optuna"},
 )
 def tuned_hyperparameters(
     context: dg.AssetExecutionContext,
     config: ModelSettings,
     dataset: DatasetResource,
     compute: ComputeResource,
+    tracking: TrackingResource,
+    tuning: TuningResource,
+    balanced_train_set: pd.DataFrame,
+    dataset_splits: pd.DataFrame,
 ) -> dg.Output[dict]:
-    """The model's training settings. Not tuned yet: the config file's values, with profile, launchpad and
-    compute overrides applied (a later issue searches them with Optuna)."""
+    """An Optuna study per model and data version (train/val only), resumed when it exists;
+    `tune_trials` 0 adds no trials but still uses an existing study.
+
+    The value holds the config values, the study's best values, and `hyperparameters`: what
+    `trained_model` trains with (the best values when `use_tuned`, else the config's).
+    """
     name = context.partition_key
     data = dataset.dataset_config()
     resolved = resolve_model_config(name, getattr(config, name), dataset.load_profile(), dataset.profile)
     resolved = compute.apply(with_overrides(resolved, {"num_classes": len(data.class_names)}, "class list"))
-    values = resolved.model_dump(mode="json")
-    shown = pd.DataFrame({"value": {k: str(v) for k, v in values.items()}})
-    return dg.Output(
-        values,
-        metadata={
-            "tuning": "not tuned yet: config values",
-            "source": f"{MODEL_CONFIG_FILES[name].name} + profile '{dataset.profile}' + launchpad/compute",
-            "image_size": resolved.resolved_image_size(data),
-            "hyperparameters": md.table(shown.rename_axis("key")),
-        },
+    source = f"{MODEL_CONFIG_FILES[name].name} + profile '{dataset.profile}' + launchpad/compute"
+    metadata: dict = {"source": source, "image_size": resolved.resolved_image_size(data)}
+    compute.configure_torch()
+    spec = StudySpec(
+        name=study_name(resolved, data, data_version(dataset_splits)),
+        storage=tuning.storage_url(data.storage_dir),
+        base=resolved,
+        dataset=data,
+        balanced=balanced_train_set,
+        splits=dataset_splits,
+        tracking=tracking.settings(data.storage_dir),
+        tags=(dataset.profile,),
+        threads=compute.threads,
     )
+    if resolved.tune_trials > 0:
+        context.log.info(
+            f"study {spec.name}: {resolved.tune_trials} trials x {resolved.tune_epochs} epochs, "
+            f"{tuning.workers} worker(s), pruner {resolved.tune_pruner}, storage {safe_url(spec.storage)}"
+        )
+        study = run_study(spec, resolved.tune_trials, resolved.tune_timeout_s, tuning.workers)
+    else:  # no new trials, but an existing study (e.g. from `neuroflux tune`) still counts
+        study = existing_study(spec)
+    if study is not None:
+        metadata.update(study_metadata(study))
+    tuned = tuned_config(resolved, study.best_params) if study and study.best_params else None
+    use = resolved.use_tuned and tuned is not None
+    chosen = tuned if use else resolved
+    metadata["hyperparameters_source"] = hyperparameters_source(resolved, study, use)
+    shown = pd.DataFrame({"value": {k: str(v) for k, v in chosen.model_dump(mode="json").items()}})
+    metadata["hyperparameters"] = md.table(shown.rename_axis("key"))
+    return dg.Output(
+        {
+            "hyperparameters": chosen.model_dump(mode="json"),
+            "config_values": resolved.model_dump(mode="json"),
+            "best_params": study.best_params if study else {},
+            "use_tuned": use,
+            "source": metadata["hyperparameters_source"],
+            "study": None
+            if study is None
+            else {
+                "name": study.name,
+                "storage": safe_url(study.storage),
+                "best_value": study.best_value,
+                "best_trial": study.best_trial,
+                "trials": study.counts,
+            },
+        },
+        metadata=metadata,
+    )
+
+
+def safe_url(url: str) -> str:
+    """A storage URL fit for logs and metadata: the password masked."""
+    if "://" not in url or "@" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def hyperparameters_source(config: ModelConfig, study: StudyResult | None, use: bool) -> str:
+    if use:
+        return (
+            f"tuned: study {study.name}, best trial {study.best_trial} (val macro-F1 {study.best_value:.4f})"
+        )
+    if study is None:
+        return "config values (tune_trials is 0 and no study exists for this model and data)"
+    if not study.best_params:
+        return f"config values (study {study.name} has no completed trial yet)"
+    if not config.use_tuned:
+        return f"config values (use_tuned is false; study {study.name} is shown for comparison)"
+    return "config values"
+
+
+def study_metadata(study: StudyResult) -> dict:
+    columns = [c for c in study.trials.columns if c not in ("user_attrs_wandb",)]
+    metadata: dict = {
+        "study": study.name,
+        "storage": safe_url(study.storage),
+        "best_value": float(study.best_value) if study.best_value is not None else -1.0,
+        "best_trial": study.best_trial if study.best_trial is not None else -1,
+        "trials_by_state": md.table(pd.DataFrame({"trials": study.counts}).rename_axis("state")),
+        "trials": md.table(study.trials[columns].set_index("number"), max_rows=100),
+        "tuning_seconds": round(study.seconds, 1),
+    }
+    if study.history_png:
+        metadata["optimization_history"] = md.image(study.history_png, "optimization history")
+    if study.importance_png:
+        metadata["parameter_importance"] = md.image(study.importance_png, "parameter importance")
+    return metadata
 
 
 class TrainingRun(dg.Config):
@@ -81,10 +184,11 @@ class TrainingRun(dg.Config):
 
 @dg.asset(
     group_name=GROUP,
-    code_version="1",
+    code_version="2",
     partitions_def=model_partitions,
     io_manager_key="folder_io_manager",
-    pool="training",
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     kinds={"pytorch", "safetensors"},
 )
 def trained_model(
@@ -99,24 +203,48 @@ def trained_model(
 ) -> dg.Output[Path]:
     """Train on the balanced train set, keep the best validation epoch, save a safetensors artifact.
 
-    Runs in pool `training` (limit 1 in dagster.yaml): two trainings never compete for the machine.
+    Runs in pool `gpu` (limit 1 in dagster.yaml): two trainings never compete for the machine.
     """
     run = config
-    config = ModelConfig.model_validate(tuned_hyperparameters)
+    config = ModelConfig.model_validate(tuned_hyperparameters["hyperparameters"])
     data = dataset.dataset_config()
     compute.configure_torch()
-    context.log.info(tracking.describe())
-    trained = train_model(
-        config,
-        data,
-        balanced_train_set,
-        dataset_splits,
-        artifact_dir=work_folder(context, data.storage_dir, "artifact"),
-        work_dir=Path(data.storage_dir) / "dagster" / "training" / context.partition_key,
-        resume=run.resume,
-        callbacks=[LogEpochs(context, config.num_epochs)],
+    version = data_version(dataset_splits)
+    split_sizes = dataset_splits["split"].value_counts().to_dict()
+    tracked = tracking.start(
+        context,
+        dataset,
+        "train",
+        {
+            **config.model_dump(mode="json"),
+            "hyperparameters_source": tuned_hyperparameters["source"],
+            "data_version": version,
+            "split_sizes": split_sizes,
+            "train_images_balanced": int((balanced_train_set["split"] == "train").sum()),
+        },
     )
-    fit, meta = trained.fit, trained.meta
+    with tracked:
+        trained = train_model(
+            config,
+            data,
+            balanced_train_set,
+            dataset_splits,
+            artifact_dir=work_folder(context, data.storage_dir, "artifact"),
+            work_dir=Path(data.storage_dir) / "dagster" / "training" / context.partition_key,
+            resume=run.resume,
+            callbacks=[LogEpochs(context, config.num_epochs), tracked],
+        )
+        fit, meta = trained.fit, trained.meta
+        curves = training_curves_png(fit.history, meta.class_names, f"{config.model_name} training curves")
+        tracked.update_config({"weights_origin": meta.weights_origin, "device": fit.device})
+        tracked.set_summary(
+            {
+                "best_epoch": fit.best_epoch,
+                f"best_{config.monitor}": fit.best_metric,
+                "epochs_run": len(fit.history),
+            }
+        )
+        tracked.log_images({"training_curves": curves})
     weights = meta.weights_origin
     if config.pretrained and weights == "random" and config.model_name == "resnet50":
         weights = (
@@ -124,7 +252,6 @@ def trained_model(
         )
         context.log.warning(weights)
     best_val = meta.training.get("best_val", {})
-    curves = training_curves_png(fit.history, meta.class_names, f"{config.model_name} training curves")
     return dg.Output(
         trained.artifact_dir,
         metadata={
@@ -140,13 +267,15 @@ def trained_model(
                 pd.DataFrame({"value": {k: v for k, v in best_val.items() if not k.startswith("val_f1_")}})
             ),
             "training_curves": md.image(curves, "training curves"),
+            "hyperparameters_source": tuned_hyperparameters["source"],
+            "wandb_run": md.run_link(tracked),
         },
     )
 
 
 @dg.asset(
     group_name=GROUP,
-    code_version="1",
+    code_version="2",
     partitions_def=model_partitions,
     io_manager_key="folder_io_manager",
     kinds={"pytorch", "sklearn"},
@@ -154,15 +283,46 @@ def trained_model(
 def evaluation_report(
     context: dg.AssetExecutionContext,
     dataset: DatasetResource,
+    tracking: TrackingResource,
     trained_model: Path,
     dataset_splits: pd.DataFrame,
 ) -> dg.Output[Path]:
-    """The upstream artifact (best checkpoint) on the test split: report.json, text report and plots."""
+    """The upstream artifact (best checkpoint) on the test split: report.json, text report, predictions
+    and plots; the same as a W&B `evaluate` run in the training's group."""
     data = dataset.dataset_config()
     out = work_folder(context, data.storage_dir, "report")
-    # record_metrics=False: the trained_model asset's stored artifact is not modified by its consumer.
-    evaluation = evaluate_artifact(trained_model, data, dataset_splits, out, record_metrics=False)
-    report = evaluation.report
+    meta = read_meta(trained_model)
+    tracked = tracking.start(
+        context,
+        dataset,
+        "evaluate",
+        {
+            **meta.hyperparameters,
+            "weights_origin": meta.weights_origin,
+            "data_version": meta.data_version,
+            "best_epoch": meta.training.get("best_epoch"),
+            "artifact": str(trained_model),
+        },
+    )
+    with tracked:
+        # record_metrics=False: the trained_model asset's stored artifact is not modified by its consumer.
+        evaluation = evaluate_artifact(trained_model, data, dataset_splits, out, record_metrics=False)
+        report = evaluation.report
+        tracked.set_summary(
+            {
+                f"test_{key}": report[key]
+                for key in ("accuracy", "macro_f1", "weighted_f1", "macro_roc_auc", "n_test")
+            }
+            | {"best_epoch": meta.training.get("best_epoch")}
+        )
+        tracked.log_evaluation(evaluation.predictions, meta.class_names)
+        tracked.log_images(
+            {
+                k: v
+                for k, v in evaluation.files.items()
+                if k in ("confusion_matrix", "roc_curves", "training_curves")
+            }
+        )
     per_class = pd.DataFrame(report["per_class"]).T  # {class: {precision, recall, f1-score, support}}
     return dg.Output(
         out,
@@ -178,5 +338,6 @@ def evaluation_report(
             ),
             "roc_curves": md.image(evaluation.files["roc_curves"].read_bytes(), "ROC curves"),
             "classification_report": dg.MetadataValue.md(f"```\n{report['classification_report']}\n```"),
+            "wandb_run": md.run_link(tracked),
         },
     )

@@ -1,0 +1,50 @@
+# One image for every role: the `neuroflux` CLI (`docker run neuroflux train ...`), the Dagster UI
+# (`docker run -p 3000:3000 neuroflux ui`) and the webserver / daemon / code location of
+# deploy/docker-compose.yaml and deploy/k8s/values.yaml. See docs/deployment.md.
+#
+# torch in requirements.lock is PyPI's CUDA build: `docker run --gpus all` trains on the GPU, and the same
+# image trains on the CPU without it (the `auto` device falls back).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NEUROFLUX_ROOT=/app \
+    DAGSTER_HOME=/app/storage \
+    TORCH_HOME=/app/storage/torch \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    WANDB_MODE=offline
+
+# uid 1000 matches the usual first user on Linux hosts, so bind-mounted data/ and storage/ stay writable;
+# other hosts run with `--user "$(id -u):$(id -g)"` (nothing in the image depends on the home folder).
+RUN useradd --create-home --uid 1000 --user-group neuroflux
+
+WORKDIR /app
+
+# The exact environment of `make install`: the lock first (a cached layer while only code changes),
+# then the project itself without dependencies. Editable, so PROJECT_ROOT is /app and configs/ is found.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY neuroflux_lib/ neuroflux_lib/
+COPY neuroflux_assets/ neuroflux_assets/
+RUN pip install --no-deps --no-build-isolation -e . && neuroflux --help > /dev/null
+
+COPY configs/ configs/
+COPY benchmarks/ benchmarks/
+COPY dagster.yaml workspace.yaml ./
+COPY deploy/entrypoint.sh deploy/dagster.yaml deploy/workspace.yaml deploy/
+
+RUN mkdir -p data storage && chown neuroflux:neuroflux data storage
+USER neuroflux
+
+VOLUME ["/app/data", "/app/storage"]
+EXPOSE 3000 4000
+
+# Probes the webserver (ui, webserver) or the gRPC code server; other roles report healthy.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["/app/deploy/entrypoint.sh", "healthcheck"]
+
+ENTRYPOINT ["/app/deploy/entrypoint.sh"]
+CMD ["--help"]

@@ -1,0 +1,154 @@
+"""GPU throughput of both models at 224 px: images/s for a training step and for inference.
+
+Usage: python benchmarks/bench_gpu.py [--images 512] [--size 224] [--batch 64] [--models resnet50 ...]
+In the image: docker run --gpus all --entrypoint python neuroflux benchmarks/bench_gpu.py
+
+Without a CUDA GPU it says so and exits 0 (`--cpu` runs the same measurement on the CPU, to check the
+script). Images are synthetic (random uint8, no decoding): what is measured is the device, through the
+project's own code paths:
+- loop: `training.run_epoch` over a DataLoader of cached uint8 images with the training transforms, i.e.
+  what `fit` does per epoch (mixed precision from `device_settings`, channels_last, pinned memory,
+  `loader_workers` CPU workers, cudnn.benchmark);
+- model: the same batches already on the GPU (no loader): the model's ceiling. A big gap between the two
+  means the CPU workers starve the GPU.
+Every figure is the second pass (the first one pays for cudnn's algorithm search and the allocator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from neuroflux_lib.config import DEFAULT_CLASS_NAMES
+from neuroflux_lib.models import build_model
+from neuroflux_lib.training import (
+    DeviceSettings,
+    ImageTensorDataset,
+    device_settings,
+    loader_workers,
+    resolve_device,
+    run_epoch,
+)
+from neuroflux_lib.transforms import eval_transform, train_transform
+
+CLASSES = list(DEFAULT_CLASS_NAMES)
+NORM = ((0.5,) * 3, (0.5,) * 3)
+HYPER = {"weights": "random", "conv_channels": 32}  # as benchmarks/bench_train.py
+
+
+def synthetic(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, size, size), dtype=np.uint8), rng.integers(0, len(CLASSES), n)
+
+
+def loader(images: np.ndarray, labels: np.ndarray, args, settings: DeviceSettings, train: bool) -> DataLoader:
+    transform = train_transform(args.size, NORM) if train else eval_transform(args.size, NORM)
+    workers = loader_workers(args.workers, settings.device)
+    return DataLoader(
+        ImageTensorDataset(images, labels, transform),
+        batch_size=args.batch,
+        shuffle=train,
+        drop_last=train,
+        num_workers=workers,
+        pin_memory=settings.pin_memory,
+        persistent_workers=workers > 0,
+    )
+
+
+def on_device(batches: DataLoader, settings: DeviceSettings) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's batches moved to the device once, so a pass measures the model alone."""
+    moved = []
+    for images, labels in batches:
+        images = images.to(settings.device)
+        if settings.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        moved.append((images, labels.to(settings.device)))
+    return moved
+
+
+def images_per_s(model: nn.Module, batches, settings: DeviceSettings, train: bool) -> float:
+    """Second of two passes of the project's `run_epoch`; trains when `train`, else inference."""
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = scaler = None
+    if train:
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        scaler = torch.amp.GradScaler(settings.device.type) if settings.needs_grad_scaler else None
+    for _ in range(2):
+        metrics = run_epoch(model, batches, settings, CLASSES, loss_fn, optimizer, scaler=scaler)
+    if settings.device.type == "cuda":
+        torch.cuda.synchronize()
+    return metrics["images_per_s"]
+
+
+def bench_model(name: str, args, settings: DeviceSettings) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, len(CLASSES), HYPER, image_size=args.size).model.to(settings.device)
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
+    images, labels = synthetic(args.images, args.size)
+    results = {}
+    for train in (True, False):
+        batches = loader(images, labels, args, settings, train)
+        results["train" if train else "infer", "loop"] = images_per_s(model, batches, settings, train)
+        results["train" if train else "infer", "model"] = images_per_s(
+            model, on_device(batches, settings), settings, train
+        )
+    peak = (
+        f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+        if settings.device.type == "cuda"
+        else ""
+    )
+    print(
+        f"{name:<14} {args.size}px batch {args.batch:<4} "
+        f"train {results['train', 'loop']:8.1f} img/s (model alone {results['train', 'model']:8.1f})   "
+        f"inference {results['infer', 'loop']:8.1f} img/s (model alone {results['infer', 'model']:8.1f})   "
+        f"{peak}"
+    )
+    del model
+    if settings.device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None, help="loader workers (default: as training)")
+    parser.add_argument("--models", nargs="+", default=["resnet50", "neuroflux_cnn"])
+    parser.add_argument("--cpu", action="store_true", help="no GPU: measure the CPU instead of exiting")
+    args = parser.parse_args(argv)
+
+    device = resolve_device("auto")
+    if device.type != "cuda" and not args.cpu:
+        print(f"no CUDA GPU here (torch {torch.__version__}, auto device: {device}): nothing to measure.")
+        return 0
+    if device.type != "cuda":
+        device = torch.device("cpu")
+    settings = device_settings(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as `training.fit` does on CUDA
+        gpu = f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    else:
+        gpu = f"CPU, {torch.get_num_threads()} torch threads"
+    print(
+        f"{gpu}; torch {torch.__version__}; {args.images} synthetic images; "
+        f"mixed precision {settings.amp_dtype or 'off'}; channels_last {settings.channels_last}; "
+        f"{loader_workers(args.workers, device)} loader workers of {os.cpu_count()} CPUs"
+    )
+    for name in args.models:
+        bench_model(name, args, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

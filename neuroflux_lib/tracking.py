@@ -1,0 +1,339 @@
+"""Experiment tracking with Weights & Biases: offline by default, and never able to break a training.
+
+Every W&B call goes through `TrackedRun`, which logs a failure once and then stops tracking, so a full
+disk, a bad key or a dead network costs the run its tracking, not its model. Offline runs are plain
+folders under `<root>/wandb/offline-run-*`; `read_offline_run` reads them back from wandb's own
+transaction log, which is what `neuroflux runs` lists.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["offline", "online", "disabled"]
+# Predictions logged with thumbnails per evaluation run: enough to browse, small enough to sync.
+MAX_TABLE_ROWS = 200
+THUMBNAIL_PX = 64
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where and how runs are recorded; picklable, so tuning workers build their own runs from it."""
+
+    mode: Mode = "offline"
+    root: str = "storage/wandb"
+    project: str = "neuroflux"
+    entity: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """wandb's folders all under `root`: nothing lands in HOME or the working directory."""
+        root = Path(self.root).resolve()
+        env = {
+            "WANDB_DIR": str(root),
+            "WANDB_CACHE_DIR": str(root / ".cache"),
+            "WANDB_CONFIG_DIR": str(root / ".config"),
+            "WANDB_DATA_DIR": str(root / ".data"),
+            "WANDB_ARTIFACT_DIR": str(root / ".artifacts"),
+            "WANDB_SILENT": "true",
+            "WANDB_MODE": self.mode,
+        }
+        if self.api_key:
+            env["WANDB_API_KEY"] = self.api_key
+        return env
+
+
+def _guarded(method: Callable) -> Callable:
+    """Run a W&B call; on any error log it once, stop tracking, and let the caller go on."""
+
+    @functools.wraps(method)
+    def wrapper(self: TrackedRun, *args, **kwargs):
+        if self.run is None:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001 (tracking must never fail the work it tracks)
+            logger.warning("W&B %s failed, tracking stops for this run: %s", method.__name__, error)
+            self.error = f"{method.__name__}: {error}"
+            self.run = None
+            return None
+
+    return wrapper
+
+
+@dataclass
+class TrackedRun:
+    """One W&B run, or nothing (disabled / failed to start). Also a training `EpochCallback`."""
+
+    run: Any = None
+    settings: TrackingSettings = field(default_factory=TrackingSettings)
+    error: str | None = None
+    link: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.run is not None
+
+    @_guarded
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.run.log({k: float(v) for k, v in metrics.items() if _is_number(v)}, step=epoch)
+
+    @_guarded
+    def update_config(self, values: Mapping[str, Any]) -> None:
+        self.run.config.update(dict(values), allow_val_change=True)
+
+    @_guarded
+    def set_summary(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            self.run.summary[key] = value
+
+    @_guarded
+    def log_images(self, images: Mapping[str, str | Path | bytes]) -> None:
+        """PNG files or PNG bytes (the plots the reports already hold)."""
+        import wandb
+        from PIL import Image
+
+        def image(value: str | Path | bytes) -> wandb.Image:
+            return wandb.Image(Image.open(io.BytesIO(value)) if isinstance(value, bytes) else str(value))
+
+        self.run.log({name: image(value) for name, value in images.items()})
+
+    @_guarded
+    def log_evaluation(self, predictions: pd.DataFrame, class_names: Sequence[str]) -> None:
+        """Confusion matrix and a table of test predictions with thumbnails (`predictions`: path,
+        true, predicted, confidence, one probability column per class)."""
+        import wandb
+        from PIL import Image
+
+        index = {name: i for i, name in enumerate(class_names)}
+        matrix = wandb.plot.confusion_matrix(
+            y_true=predictions["true"].map(index).tolist(),
+            preds=predictions["predicted"].map(index).tolist(),
+            class_names=list(class_names),
+        )
+        table = wandb.Table(columns=["image", "file", "true", "predicted", "confidence", *class_names])
+        for row in predictions.head(MAX_TABLE_ROWS).itertuples(index=False):
+            with Image.open(row.path) as image:
+                thumb = image.convert("L")
+                thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+                table.add_data(
+                    wandb.Image(np.asarray(thumb)),
+                    Path(row.path).name,
+                    row.true,
+                    row.predicted,
+                    float(row.confidence),
+                    *(float(getattr(row, name)) for name in class_names),
+                )
+        self.run.log({"confusion_matrix": matrix, "test_predictions": table})
+
+    def finish(self, exit_code: int = 0) -> str:
+        """Close the run; returns where to find it (URL online, run folder offline)."""
+        if self.run is not None:
+            try:
+                self.run.finish(exit_code=exit_code)
+            except Exception as error:  # noqa: BLE001
+                logger.warning("W&B finish failed: %s", error)
+                self.error = f"finish: {error}"
+            self.run = None
+        return self.link
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.finish(exit_code=0 if kind is None else 1)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def start_run(
+    settings: TrackingSettings,
+    *,
+    name: str,
+    job_type: Literal["train", "tune", "evaluate"],
+    group: str | None = None,
+    tags: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
+) -> TrackedRun:
+    """A W&B run, or an inactive `TrackedRun` when tracking is disabled or W&B cannot start."""
+    if settings.mode == "disabled":
+        return TrackedRun(None, settings)
+    try:
+        environment = settings.environment()
+        os.environ.update(environment)
+        Path(environment["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+        import wandb
+
+        run = wandb.init(
+            mode=settings.mode,
+            dir=environment["WANDB_DIR"],
+            project=settings.project,
+            entity=settings.entity,
+            name=name,
+            job_type=job_type,
+            group=group,
+            tags=list(tags),
+            config=dict(config or {}),
+            reinit="create_new",
+            settings=wandb.Settings(console="off", silent=True),
+        )
+    except Exception as error:  # noqa: BLE001 (no tracking is better than no training)
+        logger.warning("W&B run could not start (%s): going on without tracking", error)
+        return TrackedRun(None, settings, error=f"start: {error}")
+    link = run.url if settings.mode == "online" and run.url else str(Path(run.dir).parent)
+    return TrackedRun(run, settings, link=link)
+
+
+# --- Reading offline runs back: wandb's transaction log (LevelDB log format of protobuf records). ---
+_BLOCK = 32768
+_HEADER = 7  # file header ":W&B" + magic + version; record header crc32 + length + type
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _records(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B transaction log")
+    records, pending, pos = [], b"", _HEADER
+    while pos + _HEADER <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _HEADER:  # block trailer padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        chunk = data[pos + _HEADER : pos + _HEADER + length]
+        pos += _HEADER + length
+        if kind == _FULL:
+            records.append(chunk)
+        elif kind == _FIRST:
+            pending = chunk
+        elif kind == _MIDDLE:
+            pending += chunk
+        elif kind == _LAST:
+            records.append(pending + chunk)
+    return records
+
+
+def _item_key(item) -> str:
+    return item.key or "/".join(item.nested_key)
+
+
+def _json(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True)
+class OfflineRun:
+    folder: Path
+    run_id: str
+    name: str
+    job_type: str
+    group: str
+    tags: list[str]
+    started: datetime | None
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def read_offline_run(folder: str | Path) -> OfflineRun:
+    """Config, per-step history and summary of a run folder, read from its `run-*.wandb` log."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    folder = Path(folder)
+    logs = sorted(folder.glob("run-*.wandb"))
+    if not logs:
+        raise FileNotFoundError(f"no run-*.wandb file in {folder}")
+    info: dict[str, Any] = {
+        "run_id": "",
+        "name": "",
+        "job_type": "",
+        "group": "",
+        "tags": [],
+        "started": None,
+    }
+    config: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    for raw in _records(logs[0]):
+        record = pb.Record()
+        record.ParseFromString(raw)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+            started = run.start_time.seconds
+            info = {
+                "run_id": run.run_id,
+                "name": run.display_name,
+                "job_type": run.job_type,
+                "group": run.run_group,
+                "tags": list(run.tags),
+                "started": datetime.fromtimestamp(started, UTC) if started else None,
+            }
+            config.update({_item_key(i): _json(i.value_json) for i in run.config.update})
+        elif kind == "config":
+            config.update({_item_key(i): _json(i.value_json) for i in record.config.update})
+        elif kind == "history":
+            history.append({_item_key(i): _json(i.value_json) for i in record.history.item})
+        elif kind == "summary":
+            summary.update({i.key: _json(i.value_json) for i in record.summary.update if i.key})
+    config.pop("_wandb", None)
+    return OfflineRun(folder=folder, config=config, history=history, summary=summary, **info)
+
+
+def offline_run_folders(root: str | Path) -> list[Path]:
+    return sorted(Path(root).glob("wandb/offline-run-*"))
+
+
+RUN_TABLE_METRICS = ("test_macro_f1", "test_accuracy", "best_val_macro_f1", "best_epoch", "best_value")
+
+
+def runs_table(root: str | Path) -> pd.DataFrame:
+    """One row per offline run under `root`: when, what, key metrics, where. Unreadable runs (e.g. still
+    being written) are listed with the reason instead of being skipped silently."""
+    rows = []
+    for folder in offline_run_folders(root):
+        try:
+            run = read_offline_run(folder)
+        except Exception as error:  # noqa: BLE001 (one bad folder must not hide the others)
+            rows.append({"folder": str(folder), "name": f"(unreadable: {error})"})
+            continue
+        row = {
+            "started": run.started.strftime("%Y-%m-%d %H:%M") if run.started else "",
+            "job_type": run.job_type,
+            "model": run.config.get("model_name", ""),
+            "name": run.name,
+            "group": run.group,
+        }
+        row.update({key: run.summary.get(key) for key in RUN_TABLE_METRICS})
+        row["synced"] = (folder / f"run-{run.run_id}.wandb.synced").exists()
+        row["folder"] = str(folder)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sync_command(root: str | Path) -> list[str]:
+    """The `wandb sync` call that uploads every offline run not yet synced (needs WANDB_API_KEY)."""
+    folders = [str(f) for f in offline_run_folders(root) if not list(f.glob("*.wandb.synced"))]
+    return ["wandb", "sync", *folders]

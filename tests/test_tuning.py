@@ -1,0 +1,100 @@
+"""Optuna tuning: the original's search space with its bugs fixed, pruning, resuming, many workers."""
+
+import json
+from pathlib import Path
+
+import optuna
+
+from neuroflux_lib.config import ModelConfig, load_config, with_overrides
+from neuroflux_lib.tuning import (
+    StudySpec,
+    existing_study,
+    run_study,
+    share,
+    suggest,
+    trial_config,
+    tuned_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_model(**overrides) -> ModelConfig:
+    base = load_config(ModelConfig, REPO / "configs" / "neuroflux_config.json")
+    values = {"device": "cpu", "num_workers": 0, "tune_epochs": 2, "tune_startup_trials": 1}
+    return with_overrides(base, {**values, **overrides})
+
+
+def spec_for(prepared, storage: str, name: str = "study", splits=None, **model) -> StudySpec:
+    dataset, balanced, all_splits = prepared
+    return StudySpec(
+        name=name,
+        storage=storage,
+        base=tiny_model(**model),
+        dataset=dataset,
+        balanced=balanced,
+        splits=all_splits if splits is None else splits,
+        threads=1,
+    )
+
+
+def test_search_space_is_the_originals_and_the_batch_size_is_used():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        params = suggest(trial, "resnet50")
+        config = trial_config(tiny_model(model_name="resnet50"), params, trial.number)
+        assert config.batch_size == params["batch_size"] in (16, 32, 64)  # the original ignored it
+        assert config.hidden_size in (256, 512, 1024) and 0.3 <= config.dropout <= 0.7
+        assert 1e-5 <= config.learning_rate <= 1e-3 and 1e-5 <= config.weight_decay <= 1e-3
+        assert config.optimizer in ("Adam", "AdamW", "SGD", "RMSprop")
+        assert config.scheduler in ("ReduceLROnPlateau", "CosineAnnealing", "OneCycle")
+        assert config.num_epochs == config.tune_epochs  # schedulers span the trial, not the full run
+        study.tell(trial, 0.0)
+    assert "conv_channels" in suggest(optuna.create_study().ask(), "neuroflux_cnn")
+
+
+def test_tuned_config_applies_only_searched_keys():
+    base = tiny_model(num_epochs=30)
+    tuned = tuned_config(base, {"learning_rate": 2e-4, "conv_channels": 16, "num_epochs": 3})
+    assert tuned.learning_rate == 2e-4 and tuned.conv_channels == 16 and tuned.num_epochs == 30
+
+
+def test_share_adds_up():
+    assert share(5, 2) == [3, 2] and share(1, 4) == [1] and sum(share(50, 7)) == 50
+
+
+def test_validation_only_pruned_trials_and_resume(prepared, tmp_path):
+    """The test split is never read (its files do not even exist here); a tiny budget prunes trials;
+    a second run adds to the same study."""
+    _, _, splits = prepared
+    no_test_files = splits.copy()
+    no_test_files.loc[no_test_files["split"] == "test", "path"] = "/nonexistent/test.png"
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    spec = spec_for(prepared, storage, splits=no_test_files, tune_epochs=3)
+    first = run_study(spec, n_trials=6)
+    assert sum(first.counts.values()) == 6
+    assert first.counts.get("pruned", 0) >= 1, first.counts
+    assert first.best_value is not None and set(first.best_params) >= {"batch_size", "conv_channels"}
+    assert {"number", "state", "value", "duration"} <= set(first.trials.columns)
+
+    second = run_study(spec, n_trials=2)
+    assert sum(second.counts.values()) == 8 and second.name == first.name
+    assert existing_study(spec).counts == second.counts
+    assert existing_study(spec_for(prepared, storage, name="other")) is None
+
+
+def test_two_workers_share_one_study_and_lose_no_trial(prepared, tmp_path):
+    journal = f"journal:{tmp_path / 'study.log'}"
+    result = run_study(spec_for(prepared, journal, tune_pruner="none", tune_epochs=1), n_trials=4, workers=2)
+    study = optuna.load_study(
+        study_name="study",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log"))
+        ),
+    )
+    assert len(study.trials) == 4 and sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert result.counts == {"complete": 4}
+    # The two workers ran with different sampler seeds: no duplicated suggestions.
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
