@@ -33,35 +33,43 @@ from neuroflux_lib.training import fit
 logger = logging.getLogger(__name__)
 
 JOURNAL_PREFIX = "journal:"
-# Keys a trial may change; everything else comes from the model config.
-SEARCHED_KEYS = {
-    "common": ("optimizer", "learning_rate", "weight_decay", "scheduler", "dropout", "batch_size"),
-    "resnet50": ("hidden_size",),
-    "neuroflux_cnn": ("conv_channels",),
+# The original project's search space (BRIEF section 4); every other key comes from the model config.
+CHOICES: dict[str, list] = {
+    "optimizer": ["Adam", "AdamW", "SGD", "RMSprop"],
+    "scheduler": ["ReduceLROnPlateau", "CosineAnnealing", "OneCycle"],
+    "batch_size": [16, 32, 64],
+    "hidden_size": [256, 512, 1024],  # resnet50 only
+    "conv_channels": [16, 32, 64],  # neuroflux_cnn only
 }
+RANGES: dict[str, tuple[float, float, bool]] = {  # low, high, log scale
+    "learning_rate": (1e-5, 1e-3, True),
+    "weight_decay": (1e-5, 1e-3, True),
+    "dropout": (0.3, 0.7, False),
+}
+MODEL_ONLY = {"resnet50": "hidden_size", "neuroflux_cnn": "conv_channels"}
 
 
 def searched_keys(model_name: str) -> tuple[str, ...]:
-    return SEARCHED_KEYS["common"] + SEARCHED_KEYS[model_name]
+    other = {name for model, name in MODEL_ONLY.items() if model != model_name}
+    return tuple(k for k in (*CHOICES, *RANGES) if k not in other)
 
 
 def suggest(trial: optuna.Trial, model_name: str) -> dict[str, Any]:
-    """The original project's search space (BRIEF section 4)."""
-    params: dict[str, Any] = {
-        "optimizer": trial.suggest_categorical("optimizer", ["Adam", "AdamW", "SGD", "RMSprop"]),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
-        "scheduler": trial.suggest_categorical(
-            "scheduler", ["ReduceLROnPlateau", "CosineAnnealing", "OneCycle"]
-        ),
-        "dropout": trial.suggest_float("dropout", 0.3, 0.7),
-        "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
-    }
-    if model_name == "resnet50":
-        params["hidden_size"] = trial.suggest_categorical("hidden_size", [256, 512, 1024])
-    else:
-        params["conv_channels"] = trial.suggest_categorical("conv_channels", [16, 32, 64])
+    params: dict[str, Any] = {}
+    for key in searched_keys(model_name):
+        if key in CHOICES:
+            params[key] = trial.suggest_categorical(key, CHOICES[key])
+        else:
+            low, high, log = RANGES[key]
+            params[key] = trial.suggest_float(key, low, high, log=log)
     return params
+
+
+def in_space(key: str, value: Any) -> bool:
+    if key in CHOICES:
+        return value in CHOICES[key]
+    low, high, _ = RANGES[key]
+    return low <= value <= high
 
 
 def trial_config(base: ModelConfig, params: Mapping[str, Any], trial_number: int) -> ModelConfig:
@@ -92,7 +100,7 @@ def open_storage(url: str) -> str | optuna.storages.BaseStorage:
             engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
             heartbeat_interval=60,
             grace_period=180,
-            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
 
 
@@ -252,7 +260,12 @@ class StudyResult:
 def run_study(spec: StudySpec, n_trials: int, timeout: float | None = None, workers: int = 1) -> StudyResult:
     """Add `n_trials` trials to the study (split over `workers` processes) and summarise all of it."""
     started = time.perf_counter()
-    spec.load()  # create the study (and its tables) once, before workers race to
+    study = spec.load()  # create the study (and its tables) once, before workers race to
+    if not study.trials:
+        # Trial 0 is the config's own values: the study's best is never worse than the baseline at the
+        # same budget, so `use_tuned` cannot pick something a plain run would beat.
+        baseline = {k: getattr(spec.base, k) for k in searched_keys(spec.base.model_name)}
+        study.enqueue_trial({k: v for k, v in baseline.items() if in_space(k, v)}, skip_if_exists=True)
     budgets = share(n_trials, max(1, workers))
     if len(budgets) <= 1:
         _optimize(spec, n_trials, timeout)

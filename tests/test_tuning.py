@@ -77,6 +77,9 @@ def test_validation_only_pruned_trials_and_resume(prepared, tmp_path):
     assert first.counts.get("pruned", 0) >= 1, first.counts
     assert first.best_value is not None and set(first.best_params) >= {"batch_size", "conv_channels"}
     assert {"number", "state", "value", "duration"} <= set(first.trials.columns)
+    baseline = first.trials.iloc[0]  # trial 0 is the config's own values: the study starts from them
+    assert baseline["params_learning_rate"] == spec.base.learning_rate
+    assert baseline["params_conv_channels"] == spec.base.conv_channels == 64
 
     second = run_study(spec, n_trials=2)
     assert sum(second.counts.values()) == 8 and second.name == first.name
