@@ -23,7 +23,6 @@ import os
 import shlex
 import subprocess
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,8 +315,6 @@ def build() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Partitioned asset checks are a Dagster preview feature: warned about on every import.
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     return run_cli(build(), argv)
 
 
