@@ -69,6 +69,7 @@ format: install
 bench: install
 	$(BIN)/python benchmarks/bench_quality.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_gpu.py
 
 lock:  ## regenerate requirements.lock from the current .venv (after changing dependencies)
 	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
