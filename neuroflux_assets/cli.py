@@ -31,7 +31,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from neuroflux_lib.cli import build_parser, load_configs, run_cli
+from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
+from neuroflux_lib.cli import build_parser, load_configs, print_report, run_cli
 from neuroflux_lib.config import DatasetConfig, ModelConfig, load_config, with_overrides
 from neuroflux_lib.tracking import TrackingSettings
 
@@ -179,8 +180,7 @@ def _print_evaluation(session: Session) -> None:
     report_dir = Path(
         session.defs.load_asset_value("evaluation_report", partition_key=name, instance=session.instance)
     )
-    report = json.loads((report_dir / "report.json").read_text())
-    print(f"{name} on the test set ({report['n_test']} images):\n{report['classification_report']}")
+    print_report(name, json.loads((report_dir / "report.json").read_text()), "best checkpoint")
     print(f"Report and plots: {report_dir}/")
 
 
@@ -188,7 +188,9 @@ def _train(args: argparse.Namespace) -> int:
     session = open_session(args)
     # Searching is `tune`'s job: training only reads the study `tune` left (when use_tuned is true).
     session = dataclasses.replace(session, model=with_overrides(session.model, {"tune_trials": 0}, "train"))
-    result = materialize(session, _data_then(session, MODEL_KEYS), resume=args.resume)
+    result = materialize(
+        session, _data_then(session, MODEL_KEYS), resume=args.resume, tuning=tuning_config(args)
+    )
     status = report_run(result, session)
     trained = result.asset_materializations_for_node("trained_model")
     if trained:
@@ -235,6 +237,16 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def tuning_config(args: argparse.Namespace, workers: int = 1) -> dict[str, Any]:
+    """The `tuning` resource's run config. A `--storage` URL travels through the environment (run config
+    is stored and shown in the UI, and the URL may hold a database password)."""
+    config: dict[str, Any] = {"workers": workers}
+    if args.storage:
+        os.environ[OPTUNA_STORAGE_ENV] = args.storage
+        config["storage"] = {"env": OPTUNA_STORAGE_ENV}
+    return config
+
+
 def _tune(args: argparse.Namespace) -> int:
     session = open_session(args)
     overrides = {"tune_trials": args.n_trials, "tune_timeout_s": args.timeout}
@@ -244,9 +256,8 @@ def _tune(args: argparse.Namespace) -> int:
     session = dataclasses.replace(session, model=model)
     if model.tune_trials == 0:
         raise ValueError("tune_trials is 0: pass --n_trials N (or set tune_trials in the model config)")
-    tuning = {"workers": args.workers, **({"storage": args.storage} if args.storage else {})}
     keys = _data_then(session, [dg.AssetKey("tuned_hyperparameters")])
-    result = materialize(session, keys, tuning=tuning)
+    result = materialize(session, keys, tuning=tuning_config(args, workers=args.workers))
     status = report_run(result, session)
     if status == 0:
         value = session.defs.load_asset_value(
@@ -270,10 +281,12 @@ def _runs(args: argparse.Namespace) -> int:
     if table.empty:
         print(f"No offline W&B runs under {root}/ yet: `make demo` or `neuroflux train` create them.")
         return 0
-    trials = table["job_type"] == "tune"
+    trials = table.get("job_type", pd.Series(index=table.index, dtype=object)) == "tune"
     shown = table if args.all else table.loc[~trials]
-    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 70):
-        print(shown.dropna(axis=1, how="all").drop(columns=["group"]).to_string(index=False, na_rep=""))
+    if not shown.empty:
+        shown = shown.dropna(axis=1, how="all").drop(columns=["group"], errors="ignore")
+        with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 70):
+            print(shown.to_string(index=False, na_rep=""))
     if trials.any() and not args.all:
         print(f"(and {int(trials.sum())} tuning-trial runs: `--all` lists them)")
     command = sync_command(root)
@@ -292,6 +305,13 @@ def _runs(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env, check=False).returncode
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build() -> argparse.ArgumentParser:
     cli = build_parser(
         {"preprocess": _preprocess, "train": _train, "evaluate": _evaluate, "predict": _predict},
@@ -301,10 +321,15 @@ def build() -> argparse.ArgumentParser:
         "--production", action="store_true", help="use production_model instead of --model_config's model"
     )
     tune = cli.model_command("tune", "run or resume the model's Optuna study (tuned_hyperparameters)", _tune)
-    tune.add_argument("--workers", type=int, default=1, help="processes sharing the study")
+    tune.add_argument("--workers", type=positive_int, default=1, help="processes sharing the study")
     tune.add_argument("--n_trials", type=int, default=None, help="trials to add (default: tune_trials)")
     tune.add_argument("--timeout", type=float, default=None, help="seconds (default: tune_timeout_s)")
-    tune.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite in storage)")
+    for command in (tune, cli.commands["train"]):
+        command.add_argument(
+            "--storage",
+            default=None,
+            help=f"Optuna storage URL (default: ${OPTUNA_STORAGE_ENV}, else SQLite in storage_dir)",
+        )
     runs = cli.subparsers.add_parser("runs", help="list the offline W&B runs; --sync uploads them")
     runs.set_defaults(func=_runs)
     runs.add_argument("--dataset_config", default="configs/dataset_config.json", help="for its storage_dir")
@@ -315,7 +340,7 @@ def build() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(build(), argv)
+    return run_cli(build(), argv, log_to_stderr=False)  # Dagster's console logger shows them
 
 
 if __name__ == "__main__":

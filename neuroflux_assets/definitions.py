@@ -19,6 +19,7 @@ from neuroflux_assets.resources import (
 )
 from neuroflux_assets.schedules import weekly_retrain
 from neuroflux_assets.sensors import log_run_failure, new_images
+from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
 
 
 def tracking_resource() -> TrackingResource:
@@ -28,12 +29,19 @@ def tracking_resource() -> TrackingResource:
     return TrackingResource()
 
 
+def tuning_resource() -> TuningResource:
+    """An Optuna URL may hold a database password: read through EnvVar, never stored in run config."""
+    if os.environ.get(OPTUNA_STORAGE_ENV):
+        return TuningResource(storage=dg.EnvVar(OPTUNA_STORAGE_ENV))
+    return TuningResource()
+
+
 def default_resources() -> dict[str, Any]:
     return {
         "dataset": DatasetResource(),
         "compute": ComputeResource(),
         "tracking": tracking_resource(),
-        "tuning": TuningResource(),
+        "tuning": tuning_resource(),
         "thresholds": ThresholdsResource(),
         "parquet_io_manager": ParquetIOManager(),
         "json_io_manager": JsonIOManager(),

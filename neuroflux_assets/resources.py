@@ -127,10 +127,11 @@ class TuningResource(dg.ConfigurableResource):
     """Where Optuna studies live and how many processes run trials (budgets are model-config keys)."""
 
     storage: str | None = Field(
-        default=os.environ.get("NEUROFLUX_OPTUNA_STORAGE") or None,
+        default=None,
         description=(
-            "Optuna storage URL: sqlite:///…, postgresql://user:pass@host/db, or journal:<file>; "
-            "default $NEUROFLUX_OPTUNA_STORAGE, else SQLite at <dataset storage_dir>/optuna/optuna.db"
+            "Optuna storage URL: sqlite:///…, postgresql://user:pass@host/db, or journal:<file>; None = "
+            "SQLite at <dataset storage_dir>/optuna/optuna.db. A URL with a password belongs in an "
+            "environment variable ({env: NEUROFLUX_OPTUNA_STORAGE}, wired by default when it is set)"
         ),
     )
     workers: int = Field(default=1, ge=1, description="processes running trials of one study at once")

@@ -36,6 +36,8 @@ MODEL_CONFIG_FILES = {
 }
 PROFILE_DIR = CONFIG_DIR / "profiles"
 NO_PROFILE = "none"  # the configs exactly as given (the CLI applies --profile itself)
+# Environment variable holding a shared Optuna storage URL (it may contain a password).
+OPTUNA_STORAGE_ENV = "NEUROFLUX_OPTUNA_STORAGE"
 # Steps that train (tuning trials, training) run in this concurrency pool (limit in dagster.yaml) and,
 # on Kubernetes with the k8s_job_executor, in a pod asking for this many GPUs ($NEUROFLUX_K8S_GPUS).
 GPU_POOL = "gpu"

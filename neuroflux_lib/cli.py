@@ -83,12 +83,12 @@ def _train(args: argparse.Namespace) -> int:
         f"{fit.best_epoch} ({model.monitor} {fit.best_metric:.3f}), weights {trained.meta.weights_origin}"
     )
     evaluation = evaluate_artifact(trained.artifact_dir, dataset, splits, paths["report"])
-    _print_report(model.model_name, evaluation.report, "best checkpoint")
+    print_report(model.model_name, evaluation.report, "best checkpoint")
     print(f"Artifact: {trained.artifact_dir}/  Report and plots: {paths['report']}/")
     return 0
 
 
-def _print_report(name: str, report: dict, what: str) -> None:
+def print_report(name: str, report: dict, what: str) -> None:
     print(f"{name} on the test set ({report['n_test']} images), {what}:\n{report['classification_report']}")
 
 
@@ -99,7 +99,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     paths = model_paths(dataset, model.model_name)
     _, splits = _load_prepared(dataset)
     evaluation = evaluate_artifact(args.artifact or paths["artifact"], dataset, splits, paths["report"])
-    _print_report(model.model_name, evaluation.report, "saved model")
+    print_report(model.model_name, evaluation.report, "saved model")
     print(f"Report and plots: {paths['report']}/")
     return 0
 
@@ -244,9 +244,11 @@ def build_parser(handlers: Mapping[str, Handler] | None = None, description: str
 USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, LookupError, ValueError, RuntimeError)
 
 
-def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # Dagster's SQLite migrations, once per store
+def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, log_to_stderr: bool = True) -> int:
+    """Parse and run a mode. `log_to_stderr` False when something else shows the library's log lines
+    (Dagster's managed loggers, see dagster.yaml), so they are not printed twice."""
+    if log_to_stderr:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser.parse_args(argv)
     try:
         return args.func(args)

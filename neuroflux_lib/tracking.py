@@ -69,7 +69,7 @@ def _guarded(method: Callable) -> Callable:
         except Exception as error:  # noqa: BLE001 (tracking must never fail the work it tracks)
             logger.warning("W&B %s failed, tracking stops for this run: %s", method.__name__, error)
             self.error = f"{method.__name__}: {error}"
-            self.run = None
+            self.finish(exit_code=1)  # close what can be closed (writer, threads); never raises
             return None
 
     return wrapper
@@ -142,13 +142,13 @@ class TrackedRun:
 
     def finish(self, exit_code: int = 0) -> str:
         """Close the run; returns where to find it (URL online, run folder offline)."""
-        if self.run is not None:
+        run, self.run = self.run, None
+        if run is not None:
             try:
-                self.run.finish(exit_code=exit_code)
+                run.finish(exit_code=exit_code)
             except Exception as error:  # noqa: BLE001
                 logger.warning("W&B finish failed: %s", error)
-                self.error = f"finish: {error}"
-            self.run = None
+                self.error = self.error or f"finish: {error}"
         return self.link
 
     def __enter__(self) -> TrackedRun:
@@ -191,7 +191,9 @@ def start_run(
             tags=list(tags),
             config=dict(config or {}),
             reinit="create_new",
-            settings=wandb.Settings(console="off", silent=True),
+            # No console capture (Dagster owns the output) and no metadata: the command line it would
+            # record can hold a storage URL with a password.
+            settings=wandb.Settings(console="off", silent=True, x_disable_meta=True),
         )
     except Exception as error:  # noqa: BLE001 (no tracking is better than no training)
         logger.warning("W&B run could not start (%s): going on without tracking", error)
@@ -217,6 +219,8 @@ def _records(path: Path) -> list[bytes]:
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        if pos + _HEADER + length > len(data):  # a run still being written, or cut off by a crash
+            break
         chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == _FULL:
@@ -259,6 +263,7 @@ class OfflineRun:
 
 def read_offline_run(folder: str | Path) -> OfflineRun:
     """Config, per-step history and summary of a run folder, read from its `run-*.wandb` log."""
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb
 
     folder = Path(folder)
@@ -278,7 +283,10 @@ def read_offline_run(folder: str | Path) -> OfflineRun:
     summary: dict[str, Any] = {}
     for raw in _records(logs[0]):
         record = pb.Record()
-        record.ParseFromString(raw)
+        try:
+            record.ParseFromString(raw)
+        except DecodeError:  # a damaged record: keep what the rest of the log says
+            continue
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run = record.run

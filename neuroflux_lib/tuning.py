@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
+import hashlib
+import json
 import logging
 import multiprocessing
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +27,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+import torch
 
 from neuroflux_lib.config import DatasetConfig, ModelConfig, with_overrides
 from neuroflux_lib.tracking import TrackingSettings, start_run
@@ -74,7 +77,12 @@ def in_space(key: str, value: Any) -> bool:
 
 def trial_config(base: ModelConfig, params: Mapping[str, Any], trial_number: int) -> ModelConfig:
     """The model config for one trial: its suggestions, the trial epoch budget, no early stop before it."""
-    overrides = {**params, "num_epochs": base.tune_epochs, "early_stopping_patience": base.tune_epochs}
+    overrides = {
+        **params,
+        "num_epochs": base.tune_epochs,
+        "early_stopping_patience": base.tune_epochs,
+        "monitor": "val_macro_f1",  # the study maximises it, whatever the training run monitors
+    }
     return with_overrides(base, overrides, f"trial {trial_number}")
 
 
@@ -124,8 +132,32 @@ def make_pruner(config: ModelConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+# Keys that change neither what a trial trains nor how it is scored (budgets, hardware, the final run).
+NOT_OBJECTIVE = {
+    "tune_trials",
+    "tune_timeout_s",
+    "use_tuned",
+    "device",
+    "num_workers",
+    "num_epochs",
+    "early_stopping_patience",
+    "monitor",
+    "tune_startup_trials",
+    "tune_pruner",
+}
+
+
 def study_name(config: ModelConfig, dataset: DatasetConfig, data_version: str) -> str:
-    return f"{config.model_name}-{config.resolved_image_size(dataset)}px-{data_version}"
+    """`<model>-<size>px-<data version>-<settings digest>`: new data or a different trial setup (epochs,
+    augmentation, frozen layers, ...) starts a new study instead of mixing incomparable trials."""
+    fixed = {
+        k: v
+        for k, v in config.model_dump(mode="json").items()
+        if k not in NOT_OBJECTIVE and k not in searched_keys(config.model_name)
+    }
+    fixed["image_size"] = config.resolved_image_size(dataset)
+    digest = hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:6]
+    return f"{config.model_name}-{fixed['image_size']}px-{data_version}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -144,8 +176,11 @@ class StudySpec:
     threads: int | None = None
 
     def load(self, worker: int = 0) -> optuna.Study:
-        """Create or resume the study. The sampler's seed moves on with the trials already run (and
-        differs per worker), so a resumed study or a second worker does not replay the same suggestions."""
+        """Create or resume the study. On a local SQLite file the first worker's sampler is seeded (a
+        single-process study is reproducible) with a seed that moves on with the trials already run, so a
+        resumed study does not replay its suggestions; other workers, and shared storages that other
+        machines may be sampling from with the same config, draw unseeded."""
+        local = self.storage.startswith("sqlite")
         storage = open_storage(self.storage)
         done = 0
         if self.name in optuna.study.get_all_study_names(storage):
@@ -153,7 +188,7 @@ class StudySpec:
         return optuna.create_study(
             study_name=self.name,
             storage=storage,
-            sampler=optuna.samplers.TPESampler(seed=self.base.seed + 1000 * worker + done),
+            sampler=optuna.samplers.TPESampler(seed=self.base.seed + done if local and worker == 0 else None),
             pruner=make_pruner(self.base),
             direction="maximize",
             load_if_exists=True,
@@ -225,15 +260,22 @@ def _log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 def _optimize(spec: StudySpec, n_trials: int, timeout: float | None, worker: int = 0) -> int:
     """Run `n_trials` trials in this process; returns how many it ran."""
-    import torch
-
     if spec.threads:
         torch.set_num_threads(spec.threads)
+    if worker and torch.cuda.is_available():
+        torch.cuda.set_device(worker % torch.cuda.device_count())  # one worker per GPU, round robin
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = spec.load(worker)
     before = len(study.trials)
-    study.optimize(objective(spec), n_trials=n_trials, timeout=timeout, callbacks=[_log_trial], catch=())
+    # A diverging trial (non-finite loss) or one too big for the GPU is a failed trial, not a failed study.
+    catch = (FloatingPointError, torch.cuda.OutOfMemoryError)
+    study.optimize(objective(spec), n_trials=n_trials, timeout=timeout, callbacks=[_log_trial], catch=catch)
     return len(study.trials) - before
+
+
+def _worker_logging() -> None:
+    """Worker processes print their trial lines to stderr (the parent's log handlers do not follow)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s[worker]: %(message)s")
 
 
 def share(n_trials: int, workers: int) -> list[int]:
@@ -270,13 +312,21 @@ def run_study(spec: StudySpec, n_trials: int, timeout: float | None = None, work
     if len(budgets) <= 1:
         _optimize(spec, n_trials, timeout)
     else:
-        threads = spec.threads or max(1, (multiprocessing.cpu_count() or 1) // len(budgets))
-        worker_spec = dataclasses.replace(spec, threads=threads)
+        cores = spec.threads or len(os.sched_getaffinity(0))
+        worker_spec = dataclasses.replace(spec, threads=max(1, cores // len(budgets)))
         context = multiprocessing.get_context("spawn")  # torch and OpenMP do not survive fork
-        with ProcessPoolExecutor(len(budgets), mp_context=context) as pool:
+        pool = ProcessPoolExecutor(len(budgets), mp_context=context, initializer=_worker_logging)
+        try:
             jobs = [pool.submit(_optimize, worker_spec, n, timeout, i) for i, n in enumerate(budgets)]
             for job in jobs:
                 job.result()
+        except BaseException:
+            # A failed worker or a cancelled run: stop the others now instead of after their budgets.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return summarise(spec.load(), spec.storage, time.perf_counter() - started)
 
 
@@ -290,8 +340,8 @@ def existing_study(spec: StudySpec) -> StudyResult | None:
 
 def summarise(study: optuna.Study, storage: str, seconds: float = 0.0) -> StudyResult:
     trials = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration", "user_attrs"))
-    if not trials.empty and "duration" in trials:
-        trials["duration"] = trials["duration"].dt.total_seconds().round(1)
+    if not trials.empty and "duration" in trials:  # NaT while a trial runs
+        trials["duration"] = pd.to_timedelta(trials["duration"]).dt.total_seconds().round(1)
     states = [t.state.name.lower() for t in study.trials]
     counts = {state: states.count(state) for state in sorted(set(states))}
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -325,10 +375,7 @@ def _importances(study: optuna.Study) -> dict[str, float]:
 
 
 def _figure_png(plot: Callable, study: optuna.Study) -> bytes | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from neuroflux_lib.plots import figure_png
 
     try:
         with _quiet_experimental():
@@ -336,10 +383,5 @@ def _figure_png(plot: Callable, study: optuna.Study) -> bytes | None:
     except (RuntimeError, ValueError) as error:
         logger.info("%s not drawn: %s", plot.__name__, error)
         return None
-    figure = axes.figure
-    figure.set_size_inches(8, 4.5)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
+    axes.figure.set_size_inches(8, 4.5)
+    return figure_png(axes.figure)

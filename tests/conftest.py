@@ -12,8 +12,21 @@ from urllib.parse import quote
 
 import pytest
 
-# No W&B runs unless a test asks for them (set before neuroflux_assets reads it for its defaults).
+# No W&B runs unless a test asks for them (set before neuroflux_assets reads it for its defaults), and
+# nothing from a real deployment's environment (a shared Optuna database, a W&B key) reaches a test.
 os.environ["NEUROFLUX_TRACKING"] = "disabled"
+for _name in ("NEUROFLUX_OPTUNA_STORAGE", "WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture
+def isolated_wandb_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`start_run` exports WANDB_* for wandb's own processes: undo that after the test."""
+    from neuroflux_lib.tracking import TrackingSettings
+
+    for name in [*TrackingSettings(api_key="x").environment(), "WANDB_API_KEY"]:
+        monkeypatch.setenv(name, "")  # recorded, so the original state (often: unset) comes back
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

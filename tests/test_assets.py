@@ -344,7 +344,11 @@ def test_study_resumes_and_use_tuned_trains_with_its_best_values(pipeline, demo_
         study_db = storage / "optuna" / "optuna.db"
         assert study_db.is_file()
 
-        run(["tuned_hyperparameters", "trained_model"], tune_trials=0, use_tuned=True)
+        run(["tuned_hyperparameters"], tune_trials=0, use_tuned=True)  # another trial setup: another study
+        other = latest_metadata(instance, "tuned_hyperparameters", "neuroflux_cnn")["hyperparameters_source"]
+        assert other.startswith("config values (tune_trials is 0 and no study exists")
+
+        run(["tuned_hyperparameters", "trained_model"], tune_trials=0, tune_epochs=1, use_tuned=True)
         value = json.loads((storage / "assets" / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text())
         assert value["use_tuned"] and value["study"]["trials"] == {"complete": 4}  # no new trials
         meta = json.loads((storage / "assets" / "trained_model" / "neuroflux_cnn" / "model.json").read_text())

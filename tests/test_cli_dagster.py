@@ -126,24 +126,34 @@ def test_tune_adds_trials_to_the_study_and_train_uses_it(in_workspace, capsys):
     assert sum(value["study"]["trials"].values()) == 2 and not value["use_tuned"]
 
 
-def test_runs_lists_offline_runs_and_sync_needs_a_key(in_workspace, capsys, monkeypatch):
+def test_runs_lists_offline_runs_and_sync_needs_a_key(in_workspace, capsys, isolated_wandb_env):
     from neuroflux_lib.tracking import TrackingSettings, start_run
 
     assert main(["runs", "--dataset_config", "dataset.json"]) == 0
     assert "No offline W&B runs" in capsys.readouterr().out
-    for key in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.delenv(key, raising=False)
     root = in_workspace / "store" / "wandb"
+    settings = TrackingSettings(root=str(root))
+    start_run(
+        settings, name="study-trial-0", job_type="tune", config={"model_name": "neuroflux_cnn"}
+    ).finish()
+    assert main(["runs", "--dataset_config", "dataset.json"]) == 0  # only trials: nothing to show but them
+    assert "1 tuning-trial runs" in capsys.readouterr().out
     with start_run(
-        TrackingSettings(root=str(root)),
-        name="neuroflux_cnn-train-abc",
-        job_type="train",
-        config={"model_name": "neuroflux_cnn"},
+        settings, name="neuroflux_cnn-train-abc", job_type="train", config={"model_name": "neuroflux_cnn"}
     ) as tracked:
         tracked.set_summary({"best_epoch": 3})
     assert main(["runs", "--dataset_config", "dataset.json"]) == 0
     out = capsys.readouterr().out
-    assert "neuroflux_cnn-train-abc" in out and str(root) in out
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert "neuroflux_cnn-train-abc" in out and "study-trial-0" not in out and str(root) in out
+    assert (
+        "study-trial-0"
+        in (main(["runs", "--dataset_config", "dataset.json", "--all"]), capsys.readouterr().out)[1]
+    )
     assert main(["runs", "--dataset_config", "dataset.json", "--sync"]) == 2
     assert "wandb sync " + str(root) in capsys.readouterr().out
+
+
+def test_workers_must_be_positive(in_workspace, capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", *args("--workers", "0")])
+    assert "must be at least 1" in capsys.readouterr().err

@@ -18,16 +18,7 @@ from neuroflux_lib.training import fit
 from tests.test_training import CLASSES, cnn, config, datasets, one_thread  # noqa: F401 (autouse)
 
 
-@pytest.fixture
-def clean_wandb_env(monkeypatch):
-    """start_run exports WANDB_* for wandb's own processes; keep that out of other tests."""
-    for key in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.delenv(key, raising=False)
-    for key in ("WANDB_MODE", "WANDB_SILENT", "WANDB_API_KEY"):
-        monkeypatch.delenv(key, raising=False)
-
-
-def test_offline_run_holds_config_per_epoch_history_and_summary(tmp_path, clean_wandb_env):
+def test_offline_run_holds_config_per_epoch_history_and_summary(tmp_path, isolated_wandb_env):
     settings = TrackingSettings(mode="offline", root=str(tmp_path / "wandb"))
     hyperparameters = config(num_epochs=3)
     train, val = datasets()
@@ -70,9 +61,12 @@ def test_offline_run_holds_config_per_epoch_history_and_summary(tmp_path, clean_
     assert sync_command(tmp_path / "wandb") == ["wandb", "sync", link]
     # Nothing lands outside the tracking root (HOME, working directory).
     assert not (Path.cwd() / "wandb").exists()
+    assert (
+        not (Path.home() / ".config" / "wandb").exists() and not (Path.home() / ".cache" / "wandb").exists()
+    )
 
 
-def test_disabled_mode_writes_nothing(tmp_path, clean_wandb_env):
+def test_disabled_mode_writes_nothing(tmp_path, isolated_wandb_env):
     tracked = start_run(
         TrackingSettings(mode="disabled", root=str(tmp_path / "wandb")), name="x", job_type="train"
     )
@@ -82,7 +76,7 @@ def test_disabled_mode_writes_nothing(tmp_path, clean_wandb_env):
     assert not (tmp_path / "wandb").exists()
 
 
-def test_wandb_that_cannot_start_leaves_training_alone(tmp_path, clean_wandb_env, monkeypatch):
+def test_wandb_that_cannot_start_leaves_training_alone(tmp_path, isolated_wandb_env, monkeypatch):
     import wandb
 
     def refuse(*args, **kwargs):
@@ -113,7 +107,7 @@ def test_wandb_failing_mid_training_stops_tracking_not_training(caplog):
     assert len(result.history) == 3
     assert not tracked.active and "network is down" in tracked.error
     assert sum("tracking stops" in message for message in caplog.messages) == 1
-    tracked.finish()  # after a failure, closing is a no-op, not a second error
+    assert tracked.finish() == ""  # already closed (best effort) when it failed: no second error
 
 
 def test_runs_table_lists_an_unreadable_folder_instead_of_failing(tmp_path):

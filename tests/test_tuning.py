@@ -1,5 +1,6 @@
 """Optuna tuning: the original's search space with its bugs fixed, pruning, resuming, many workers."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -64,17 +65,16 @@ def test_share_adds_up():
     assert share(5, 2) == [3, 2] and share(1, 4) == [1] and sum(share(50, 7)) == 50
 
 
-def test_validation_only_pruned_trials_and_resume(prepared, tmp_path):
-    """The test split is never read (its files do not even exist here); a tiny budget prunes trials;
-    a second run adds to the same study."""
+def test_validation_only_baseline_first_and_resume(prepared, tmp_path):
+    """The test split is never read (its files do not even exist here); trial 0 is the config's own
+    values; a second run adds to the same study."""
     _, _, splits = prepared
     no_test_files = splits.copy()
     no_test_files.loc[no_test_files["split"] == "test", "path"] = "/nonexistent/test.png"
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    spec = spec_for(prepared, storage, splits=no_test_files, tune_epochs=3)
-    first = run_study(spec, n_trials=6)
-    assert sum(first.counts.values()) == 6
-    assert first.counts.get("pruned", 0) >= 1, first.counts
+    spec = spec_for(prepared, storage, splits=no_test_files, tune_pruner="none")
+    first = run_study(spec, n_trials=3)
+    assert first.counts == {"complete": 3}
     assert first.best_value is not None and set(first.best_params) >= {"batch_size", "conv_channels"}
     assert {"number", "state", "value", "duration"} <= set(first.trials.columns)
     baseline = first.trials.iloc[0]  # trial 0 is the config's own values: the study starts from them
@@ -82,9 +82,43 @@ def test_validation_only_pruned_trials_and_resume(prepared, tmp_path):
     assert baseline["params_conv_channels"] == spec.base.conv_channels == 64
 
     second = run_study(spec, n_trials=2)
-    assert sum(second.counts.values()) == 8 and second.name == first.name
+    assert second.counts == {"complete": 5} and second.name == first.name
     assert existing_study(spec).counts == second.counts
     assert existing_study(spec_for(prepared, storage, name="other")) is None
+
+
+def test_pruned_trials_stop_early_and_their_wandb_runs_say_so(
+    prepared, tmp_path, monkeypatch, isolated_wandb_env
+):
+    """Every epoch reports val macro-F1 to the pruner; a pruner that says stop ends the trial (a threshold
+    no model reaches makes the pruning deterministic here)."""
+    from neuroflux_lib import tuning
+    from neuroflux_lib.tracking import TrackingSettings, read_offline_run
+
+    monkeypatch.setattr(tuning, "make_pruner", lambda config: optuna.pruners.ThresholdPruner(lower=1.01))
+    spec = spec_for(prepared, f"sqlite:///{tmp_path / 'optuna.db'}", tune_epochs=3)
+    spec = dataclasses.replace(spec, tracking=TrackingSettings(root=str(tmp_path / "wandb")))
+    result = run_study(spec, n_trials=2)
+    assert result.counts == {"pruned": 2} and result.best_value is None and result.best_params == {}
+    for folder in result.trials["user_attrs_wandb"]:
+        run = read_offline_run(folder)
+        assert run.job_type == "tune" and run.summary["state"] == "pruned"
+        assert [row["epoch"] for row in run.history if "epoch" in row] == [1]  # stopped after epoch 1
+
+
+def test_a_diverging_trial_fails_alone_and_a_running_one_is_summarised(prepared, tmp_path, monkeypatch):
+    from neuroflux_lib import tuning
+
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("training loss is nan at epoch 1; lower the learning rate")
+
+    monkeypatch.setattr(tuning, "fit", diverge)
+    spec = spec_for(prepared, f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert run_study(spec, n_trials=2).counts == {"fail": 2}  # the study and the asset go on
+
+    study = spec.load()
+    study.ask()  # a trial another worker is running right now
+    assert tuning.summarise(study, spec.storage).counts == {"fail": 2, "running": 1}
 
 
 def test_two_workers_share_one_study_and_lose_no_trial(prepared, tmp_path):

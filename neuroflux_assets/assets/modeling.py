@@ -1,5 +1,6 @@
 """Stage 3, group `modeling`, one partition per model: hyperparameters, training, evaluation."""
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -107,6 +108,11 @@ def tuned_hyperparameters(
         study = existing_study(spec)
     if study is not None:
         metadata.update(study_metadata(study))
+    elif resolved.use_tuned:
+        context.log.warning(
+            f"use_tuned is true but study {spec.name} does not exist in {safe_url(spec.storage)}: "
+            "training with the config values (run `neuroflux tune` with the same storage first)"
+        )
     tuned = tuned_config(resolved, study.best_params) if study and study.best_params else None
     use = resolved.use_tuned and tuned is not None
     chosen = tuned if use else resolved
@@ -135,12 +141,8 @@ def tuned_hyperparameters(
 
 
 def safe_url(url: str) -> str:
-    """A storage URL fit for logs and metadata: the password masked."""
-    if "://" not in url or "@" not in url:
-        return url
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    """A storage URL fit for logs and metadata: any password masked, whatever the URL looks like."""
+    return re.sub(r"://([^/]*)@", lambda m: f"://{m.group(1).split(':')[0]}:***@", url, count=1)
 
 
 def hyperparameters_source(config: ModelConfig, study: StudyResult | None, use: bool) -> str:
