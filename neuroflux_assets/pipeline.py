@@ -27,6 +27,8 @@ def profile_run_config(profile: str, run_config: Mapping[str, Any] | None = None
     resources = config.setdefault("resources", {})
     dataset = resources.setdefault("dataset", {}).setdefault("config", {})
     dataset["profile"] = profile
+    # The terminal shows progress (epochs, trials, checks), not every Dagster engine event; the UI has all.
+    config.setdefault("loggers", {"console": {"config": {"log_level": "INFO"}}})
     return config
 
 
