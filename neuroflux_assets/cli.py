@@ -31,6 +31,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from neuroflux_assets.resources import TrackingResource
 from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
 from neuroflux_lib.cli import build_parser, load_configs, print_report, run_cli
 from neuroflux_lib.config import DatasetConfig, ModelConfig, load_config, with_overrides
@@ -276,7 +277,7 @@ def _runs(args: argparse.Namespace) -> int:
     from neuroflux_lib.tracking import runs_table, sync_command
 
     dataset = absolute_folders(load_config(DatasetConfig, args.dataset_config))
-    root = Path(args.wandb_dir or Path(dataset.storage_dir) / "wandb")
+    root = Path(TrackingResource(dir=args.wandb_dir).settings(dataset.storage_dir).root)
     table = runs_table(root)
     if table.empty:
         print(f"No offline W&B runs under {root}/ yet: `make demo` or `neuroflux train` create them.")

@@ -22,26 +22,18 @@ from neuroflux_assets.sensors import log_run_failure, new_images
 from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
 
 
-def tracking_resource() -> TrackingResource:
-    """The W&B key comes from the environment through EnvVar: never stored in run config or logs."""
-    if os.environ.get("WANDB_API_KEY"):
-        return TrackingResource(api_key=dg.EnvVar("WANDB_API_KEY"))
-    return TrackingResource()
-
-
-def tuning_resource() -> TuningResource:
-    """An Optuna URL may hold a database password: read through EnvVar, never stored in run config."""
-    if os.environ.get(OPTUNA_STORAGE_ENV):
-        return TuningResource(storage=dg.EnvVar(OPTUNA_STORAGE_ENV))
-    return TuningResource()
+def secret_from_env(name: str) -> dg.EnvVar | None:
+    """A secret (W&B key, an Optuna URL with a database password) read through EnvVar when it is set, so
+    it is never stored in run config, snapshots or logs; None leaves the resource's default."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
 
 
 def default_resources() -> dict[str, Any]:
     return {
         "dataset": DatasetResource(),
         "compute": ComputeResource(),
-        "tracking": tracking_resource(),
-        "tuning": tuning_resource(),
+        "tracking": TrackingResource(api_key=secret_from_env("WANDB_API_KEY")),
+        "tuning": TuningResource(storage=secret_from_env(OPTUNA_STORAGE_ENV)),
         "thresholds": ThresholdsResource(),
         "parquet_io_manager": ParquetIOManager(),
         "json_io_manager": JsonIOManager(),

@@ -68,7 +68,6 @@ def data_summary(
 
 def tracking_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     """Each model's study and where its W&B runs are."""
-    from neuroflux_assets.settings import PROJECT_ROOT, file_dataset_config
     from neuroflux_lib.tracking import runs_table
 
     lines = []
@@ -80,7 +79,8 @@ def tracking_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
                 f"{partition}: study {study['name']} trials {study['trials']}, best val macro-F1 "
                 f"{study['best_value']:.3f}; trained with {value['source']}"
             )
-    root = PROJECT_ROOT / file_dataset_config().storage_dir / "wandb"  # an absolute storage_dir wins
+    resources = defs.resources  # where the runs of this definitions' tracking resource go
+    root = Path(resources["tracking"].settings(resources["dataset"].dataset_config().storage_dir).root)
     runs = runs_table(root)
     if not runs.empty:
         counts = runs["job_type"].value_counts().to_dict()

@@ -180,19 +180,18 @@ class StudySpec:
         single-process study is reproducible) with a seed that moves on with the trials already run, so a
         resumed study does not replay its suggestions; other workers, and shared storages that other
         machines may be sampling from with the same config, draw unseeded."""
-        local = self.storage.startswith("sqlite")
-        storage = open_storage(self.storage)
-        done = 0
-        if self.name in optuna.study.get_all_study_names(storage):
-            done = len(optuna.load_study(study_name=self.name, storage=storage).trials)
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=self.name,
-            storage=storage,
-            sampler=optuna.samplers.TPESampler(seed=self.base.seed + done if local and worker == 0 else None),
+            storage=open_storage(self.storage),
             pruner=make_pruner(self.base),
             direction="maximize",
             load_if_exists=True,
         )
+        seeded = self.storage.startswith("sqlite") and worker == 0
+        study.sampler = optuna.samplers.TPESampler(
+            seed=self.base.seed + len(study.trials) if seeded else None
+        )
+        return study
 
 
 class _ReportToTrial:
@@ -258,19 +257,19 @@ def _log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     )
 
 
-def _optimize(spec: StudySpec, n_trials: int, timeout: float | None, worker: int = 0) -> int:
-    """Run `n_trials` trials in this process; returns how many it ran."""
+def _optimize(
+    spec: StudySpec, n_trials: int, timeout: float | None, worker: int = 0, study: optuna.Study | None = None
+) -> None:
+    """Run `n_trials` trials in this process (a worker loads its own `study`)."""
     if spec.threads:
         torch.set_num_threads(spec.threads)
     if worker and torch.cuda.is_available():
         torch.cuda.set_device(worker % torch.cuda.device_count())  # one worker per GPU, round robin
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = spec.load(worker)
-    before = len(study.trials)
+    study = study or spec.load(worker)
     # A diverging trial (non-finite loss) or one too big for the GPU is a failed trial, not a failed study.
     catch = (FloatingPointError, torch.cuda.OutOfMemoryError)
     study.optimize(objective(spec), n_trials=n_trials, timeout=timeout, callbacks=[_log_trial], catch=catch)
-    return len(study.trials) - before
 
 
 def _worker_logging() -> None:
@@ -281,7 +280,8 @@ def _worker_logging() -> None:
 def share(n_trials: int, workers: int) -> list[int]:
     """Split a trial budget over workers so the total adds up exactly."""
     base, extra = divmod(n_trials, workers)
-    return [base + (1 if i < extra else 0) for i in range(workers) if base + (1 if i < extra else 0)]
+    budgets = [base + (1 if i < extra else 0) for i in range(workers)]
+    return [budget for budget in budgets if budget]
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,7 @@ def run_study(spec: StudySpec, n_trials: int, timeout: float | None = None, work
         study.enqueue_trial({k: v for k, v in baseline.items() if in_space(k, v)}, skip_if_exists=True)
     budgets = share(n_trials, max(1, workers))
     if len(budgets) <= 1:
-        _optimize(spec, n_trials, timeout)
+        _optimize(spec, n_trials, timeout, study=study)
     else:
         cores = spec.threads or len(os.sched_getaffinity(0))
         worker_spec = dataclasses.replace(spec, threads=max(1, cores // len(budgets)))
@@ -327,7 +327,7 @@ def run_study(spec: StudySpec, n_trials: int, timeout: float | None = None, work
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-    return summarise(spec.load(), spec.storage, time.perf_counter() - started)
+    return summarise(study, spec.storage, time.perf_counter() - started)  # storages read fresh
 
 
 def existing_study(spec: StudySpec) -> StudyResult | None:
