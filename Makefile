@@ -9,12 +9,11 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export DAGSTER_HOME := $(CURDIR)/storage
 DATA_DIR ?= data
 DEMO_SCALE ?= 1.0
-PROFILE ?= configs/profiles/cpu-demo.json
 # Dagster: the profile the UI and `make demo` runs default to (configs/profiles/<name>.json).
 NEUROFLUX_PROFILE ?= cpu-demo
 DAGSTER_PORT ?= 3000
 
-.PHONY: install demo demo-data demo-cli dev dagster-home test lint format bench lock
+.PHONY: install demo demo-data dev dagster-home test lint format bench lock
 
 install: $(STAMP)
 
@@ -35,14 +34,6 @@ demo-data: install
 # `make dev`), both models trained and evaluated with the CPU demo profile, reports printed.
 demo: demo-data dagster-home
 	NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) $(BIN)/python -m neuroflux_assets.pipeline --profile $(NEUROFLUX_PROFILE)
-
-# The same pipeline through the library CLI only (no Dagster instance involved).
-demo-cli: demo-data
-	$(BIN)/python -m neuroflux_lib.cli preprocess --dataset_config configs/dataset_config.json
-	$(BIN)/python -m neuroflux_lib.cli train --dataset_config configs/dataset_config.json \
-		--model_config configs/neuroflux_config.json --profile $(PROFILE)
-	$(BIN)/python -m neuroflux_lib.cli train --dataset_config configs/dataset_config.json \
-		--model_config configs/resnet50_config.json --profile $(PROFILE)
 
 # Dagster reads dagster.yaml from DAGSTER_HOME (storage/): link the repo's one copy into it.
 dagster-home:

@@ -26,8 +26,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from neuroflux_lib.config import DEFAULT_CLASS_NAMES
+from neuroflux_lib.data.transforms import eval_transform, train_transform
 from neuroflux_lib.models import build_model
-from neuroflux_lib.training import (
+from neuroflux_lib.training.loop import (
     DeviceSettings,
     ImageTensorDataset,
     device_settings,
@@ -35,7 +36,6 @@ from neuroflux_lib.training import (
     resolve_device,
     run_epoch,
 )
-from neuroflux_lib.transforms import eval_transform, train_transform
 
 CLASSES = list(DEFAULT_CLASS_NAMES)
 NORM = ((0.5,) * 3, (0.5,) * 3)

@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image
 
 from neuroflux_lib.config import DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX
-from neuroflux_lib.demo_data import generate_demo_dataset
-from neuroflux_lib.discovery import discover_images
-from neuroflux_lib.quality import compute_quality
+from neuroflux_lib.data.discovery import discover_images
+from neuroflux_lib.data.quality import compute_quality
+from neuroflux_lib.demo.generator import generate_demo_dataset
 
 
 def original_style(paths: list[str]) -> list[dict]:

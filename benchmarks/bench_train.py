@@ -26,13 +26,13 @@ from torchvision import transforms as T
 
 from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
 from neuroflux_lib.config import DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX, ModelConfig
-from neuroflux_lib.demo_data import generate_demo_dataset
-from neuroflux_lib.discovery import discover_images
-from neuroflux_lib.image_cache import cached_arrays
+from neuroflux_lib.data.discovery import discover_images
+from neuroflux_lib.data.image_cache import cached_arrays
+from neuroflux_lib.data.transforms import train_transform
+from neuroflux_lib.demo.generator import generate_demo_dataset
 from neuroflux_lib.models import build_model
 from neuroflux_lib.predictor import Predictor
-from neuroflux_lib.training import ImageTensorDataset, device_settings, resolve_device, run_epoch
-from neuroflux_lib.transforms import train_transform
+from neuroflux_lib.training.loop import ImageTensorDataset, device_settings, resolve_device, run_epoch
 
 CLASSES = list(DEFAULT_CLASS_NAMES)
 NORM = ((0.5,) * 3, (0.5,) * 3)

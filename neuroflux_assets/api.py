@@ -11,7 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from neuroflux_assets.settings import PROJECT_ROOT
+from neuroflux_lib.errors import ConfigError, NotMaterializedError
+from neuroflux_lib.paths import project_root
 from neuroflux_lib.predictor import Predictor
 
 
@@ -22,9 +23,9 @@ def project_instance(storage_dir: str | Path | None = None) -> dg.DagsterInstanc
         return dg.DagsterInstance.get()
     from dagster._core.instance.ref import InstanceRef
 
-    storage = Path(storage_dir or PROJECT_ROOT / "storage")
+    storage = Path(storage_dir or project_root() / "storage")
     storage.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(storage), config_dir=str(PROJECT_ROOT)))
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(storage), config_dir=str(project_root())))
 
 
 def has_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> bool:
@@ -47,7 +48,7 @@ def artifact_path(
     defs = defs or project_defs
     instance = instance or project_instance()
     if model is not None and model not in model_partitions.get_partition_keys():
-        raise ValueError(f"unknown model {model!r}; expected one of {model_partitions.get_partition_keys()}")
+        raise ConfigError(f"unknown model {model!r}; expected one of {model_partitions.get_partition_keys()}")
     key = dg.AssetKey("production_model" if model is None else "trained_model")
     if not has_materialization(instance, key, model):
         what, how = (
@@ -55,7 +56,7 @@ def artifact_path(
             if model is None
             else (f"trained_model[{model}]", f"`neuroflux train` with the {model} config, `make demo`")
         )
-        raise LookupError(
+        raise NotMaterializedError(
             f"{what} has not been materialized in this Dagster instance ({instance.root_directory}): "
             f"run {how} or materialize it from the UI (`make dev`)"
         )
@@ -79,6 +80,7 @@ def production_report(
     """The production model's name, why it was chosen, and its classification report."""
     from neuroflux_assets.definitions import defs as project_defs
     from neuroflux_lib.artifacts import read_meta
+    from neuroflux_lib.evaluation.report import read_report_text
 
     defs = defs or project_defs
     instance = instance or project_instance()
@@ -89,8 +91,7 @@ def production_report(
     details = {k: v.value for k, v in (materialization.metadata.items() if materialization else [])}
     report_key = dg.AssetKey("evaluation_report")
     report_dir = Path(defs.load_asset_value(report_key, partition_key=meta.architecture, instance=instance))
-    report_file = report_dir / "classification_report.txt"
-    text = report_file.read_text() if report_file.exists() else "(classification report not found)"
+    text = read_report_text(report_dir)
     return (
         f"Production model: {details.get('model', meta.architecture)} ({details.get('why', '')})\n"
         f"Artifact: {path}\nWeights origin: {meta.weights_origin}\n"

@@ -10,10 +10,11 @@ import dagster as dg
 import pandas as pd
 
 from neuroflux_assets import metadata as md
-from neuroflux_assets.gates import artifact_problems, meets_quality_bar, read_report
 from neuroflux_assets.partitions import model_partitions
 from neuroflux_assets.resources import DatasetResource, ThresholdsResource
-from neuroflux_lib.splits import SPLITS, LeakageError, split_counts, verify_no_leakage
+from neuroflux_lib.data.splits import SPLITS, LeakageError, split_counts, verify_no_leakage
+from neuroflux_lib.evaluation.promotion import artifact_problems, meets_quality_bar
+from neuroflux_lib.evaluation.report import read_report
 
 # ---- raw_images -----------------------------------------------------------------------------------
 
@@ -158,16 +159,16 @@ def weights_finite_and_logits_shape(trained_model: Path) -> dg.AssetCheckResult:
     asset="evaluation_report",
     partitions_def=model_partitions,
     blocking=True,
-    description="test macro-F1 >= thresholds.min_macro_f1; blocking: a failing model is never promoted",
+    description="test macro-F1 >= thresholds.quality_bar(); blocking: a failing model is never promoted",
 )
 def macro_f1_above_threshold(thresholds: ThresholdsResource, evaluation_report: Path) -> dg.AssetCheckResult:
     report = read_report(evaluation_report)
-    passed, why = meets_quality_bar(report, thresholds.min_macro_f1)
+    passed, why = meets_quality_bar(report, thresholds.quality_bar())
     return dg.AssetCheckResult(
         passed=passed,
         metadata={
             "macro_f1": float(report["macro_f1"]),
-            "threshold": thresholds.min_macro_f1,
+            "threshold": thresholds.quality_bar(),
             "verdict": why,
         },
     )

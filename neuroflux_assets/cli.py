@@ -1,29 +1,35 @@
-"""`neuroflux`: the original project's modes, run as Dagster materializations.
+"""`neuroflux`: the original project's modes, run through the project's Dagster instance.
 
-Same flags as the library CLI (`python -m neuroflux_lib.cli`), but every mode that produces something
-materializes assets in the project's Dagster instance, so the run, its metadata and its checks show
-in `make dev`, and the next mode reads what the previous one stored:
+Every mode that produces something materializes assets, so the run, its metadata and its checks show
+in `make dev`, and the next mode reads what the previous one stored (`<storage_dir>/assets/`):
 
 - `preprocess`: raw_images, image_quality, outliers, dataset_splits, balanced_train_set
 - `train`: tuned_hyperparameters (without new trials: the study `tune` left, if any), trained_model and
   evaluation_report for the `--model_config` model (the data assets first if never materialized)
-- `evaluate`: evaluation_report again (or, with `--artifact`, any model folder, outside Dagster)
-- `predict`: `load_predictor(model)`: the trained_model asset, the production model with
-  `--production`, or any model folder with `--artifact`
+- `evaluate`: evaluation_report again; with `--artifact`, any model folder on the current test split
+  (report under `<storage_dir>/reports/<folder name>/`; the folder itself is never written to)
+- `predict`: the trained_model asset, the production model with `--production`, or any model folder
+  with `--artifact`
 - `tune`: tuned_hyperparameters (the model's Optuna study), `--workers N` processes sharing it
 - `runs`: the offline W&B runs as a table; `--sync` uploads them
+- `demo-data`, `import-checkpoint`: write a synthetic dataset / convert an original `.pth`
+
+The project's own errors (config, data, image, artifact, nothing materialized yet) are one line and
+exit status 2; anything else is a bug and shows its traceback (exit status 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,17 +37,26 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from neuroflux_assets.resources import TrackingResource
-from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
-from neuroflux_lib.cli import build_parser, load_configs, print_report, run_cli
-from neuroflux_lib.config import DatasetConfig, ModelConfig, load_config, with_overrides
-from neuroflux_lib.tracking import TrackingSettings
+from neuroflux_lib.config import (
+    NO_PROFILE,
+    DatasetConfig,
+    ModelConfig,
+    absolute_folders,
+    load_config,
+    load_model_config,
+    load_profile,
+    with_overrides,
+)
+from neuroflux_lib.errors import NeurofluxError, NotMaterializedError
+from neuroflux_lib.paths import StoragePaths
 
 DATA_KEYS = [
     dg.AssetKey(name)
     for name in ("raw_images", "image_quality", "outliers", "dataset_splits", "balanced_train_set")
 ]
 MODEL_KEYS = [dg.AssetKey(name) for name in ("tuned_hyperparameters", "trained_model", "evaluation_report")]
+DEFAULT_DATASET_CONFIG = "configs/dataset_config.json"
+DEFAULT_MODEL_CONFIG = "configs/models/neuroflux_cnn.json"
 
 
 @dataclass(frozen=True)
@@ -53,11 +68,23 @@ class Session:
     defs: dg.Definitions
     instance: dg.DagsterInstance
 
+    @property
+    def storage(self) -> StoragePaths:
+        return StoragePaths(self.dataset.storage_dir)
 
-def absolute_folders(dataset: DatasetConfig) -> DatasetConfig:
-    """Relative folders in a config given on the command line are relative to where it was run."""
-    absolute = {key: str(Path(getattr(dataset, key)).resolve()) for key in ("data_dir", "storage_dir")}
-    return with_overrides(dataset, absolute, "working directory")
+
+def load_configs(args: argparse.Namespace) -> tuple[DatasetConfig, ModelConfig | None]:
+    """The config files with `--profile` applied; relative folders are relative to the working directory."""
+    dataset = load_config(DatasetConfig, args.dataset_config)
+    path = getattr(args, "model_config", None)
+    model = load_model_config(path) if path else None
+    if getattr(args, "profile", None):
+        profile = load_profile(args.profile)
+        dataset = profile.apply_dataset(dataset, args.profile)
+        model = profile.apply_model(model, args.profile) if model else None
+    if model is not None:
+        model = with_overrides(model, {"num_classes": len(dataset.class_names)}, "class list")
+    return absolute_folders(dataset, Path.cwd()), model
 
 
 def definitions_for(dataset: DatasetConfig) -> dg.Definitions:
@@ -65,7 +92,7 @@ def definitions_for(dataset: DatasetConfig) -> dg.Definitions:
     from neuroflux_assets.definitions import build_definitions
     from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
 
-    base = str(Path(dataset.storage_dir) / "assets")
+    base = str(StoragePaths(dataset.storage_dir).assets)
     return build_definitions(
         {
             "parquet_io_manager": ParquetIOManager(base_dir=base),
@@ -79,16 +106,13 @@ def open_session(args: argparse.Namespace) -> Session:
     from neuroflux_assets.api import project_instance
 
     dataset, model = load_configs(args)
-    dataset = absolute_folders(dataset)
-    if model is not None:
-        model = with_overrides(model, {"num_classes": len(dataset.class_names)}, "class list")
     return Session(dataset, model, definitions_for(dataset), project_instance(dataset.storage_dir))
 
 
 def run_config(dataset: DatasetConfig, model: ModelConfig | None, resume: bool = False) -> dict[str, Any]:
-    """Launchpad-equivalent run config: the given configs exactly, with no profile applied on top
+    """Launchpad-equivalent run config: the given configs exactly (every key typed), no profile on top
     (`--profile` was already applied by `load_configs`)."""
-    from neuroflux_assets.settings import MODEL_FIXED_KEYS, NO_PROFILE
+    from neuroflux_assets.settings import MODEL_FIXED_KEYS
 
     config: dict[str, Any] = {
         "resources": {"dataset": {"config": {**dataset.model_dump(mode="json"), "profile": NO_PROFILE}}},
@@ -103,24 +127,45 @@ def run_config(dataset: DatasetConfig, model: ModelConfig | None, resume: bool =
     return config
 
 
+@contextlib.contextmanager
+def storage_url_in_env(url: str | None) -> Iterator[dict[str, Any]]:
+    """The `tuning` resource's `storage` as an EnvVar reference for the duration of a run: run config is
+    stored and shown in the UI, and the URL may hold a database password. The variable is restored after."""
+    from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
+
+    if not url:
+        yield {}
+        return
+    before = os.environ.get(OPTUNA_STORAGE_ENV)
+    os.environ[OPTUNA_STORAGE_ENV] = url
+    try:
+        yield {"storage": {"env": OPTUNA_STORAGE_ENV}}
+    finally:
+        if before is None:
+            os.environ.pop(OPTUNA_STORAGE_ENV, None)
+        else:
+            os.environ[OPTUNA_STORAGE_ENV] = before
+
+
 def materialize(
     session: Session,
     keys: Sequence[dg.AssetKey],
     resume: bool = False,
-    tuning: dict[str, Any] | None = None,
+    storage: str | None = None,
+    workers: int = 1,
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of `full_pipeline` limited to `keys` (the model's partition if any)."""
     job = session.defs.resolve_job_def("full_pipeline")
     config = run_config(session.dataset, session.model, resume)
-    if tuning:
-        config["resources"]["tuning"] = {"config": tuning}
-    return job.execute_in_process(
-        run_config=config,
-        instance=session.instance,
-        partition_key=session.model.model_name if session.model else None,
-        asset_selection=list(keys),
-        raise_on_error=False,
-    )
+    with storage_url_in_env(storage) as storage_config:
+        config["resources"]["tuning"] = {"config": {"workers": workers, **storage_config}}
+        return job.execute_in_process(
+            run_config=config,
+            instance=session.instance,
+            partition_key=session.model.model_name if session.model else None,
+            asset_selection=list(keys),
+            raise_on_error=False,
+        )
 
 
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -157,17 +202,6 @@ def _materialized(session: Session, key: dg.AssetKey, partition: str | None = No
     return has_materialization(session.instance, key, partition)
 
 
-def _preprocess(args: argparse.Namespace) -> int:
-    from neuroflux_assets.pipeline import data_summary
-
-    session = open_session(args)
-    status = report_run(materialize(session, DATA_KEYS), session)
-    if status == 0:
-        print(data_summary(session.defs, session.instance, session.dataset))
-        print(f"Asset values in {Path(session.dataset.storage_dir) / 'assets'}/")
-    return status
-
-
 def _data_then(session: Session, keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
     """`keys`, preceded by the data assets when those were never materialized in this instance."""
     if all(_materialized(session, key) for key in DATA_KEYS):
@@ -176,22 +210,52 @@ def _data_then(session: Session, keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
     return DATA_KEYS + keys
 
 
+def print_report(name: str, report: dict, what: str) -> None:
+    print(f"{name} on the test set ({report['n_test']} images), {what}:\n{report['classification_report']}")
+
+
+def print_predictions(predictions: Sequence, as_json: bool = False) -> None:
+    """One block per image (label, confidence, every class's probability), or a JSON list."""
+    if as_json:
+        rows = [{"image": p.source, "label": p.label, "probabilities": p.probabilities} for p in predictions]
+        print(json.dumps(rows, indent=2))
+        return
+    for p in predictions:
+        probabilities = "  ".join(f"{name} {value:.3f}" for name, value in p.probabilities.items())
+        print(f"{p.source}: {p.label} ({p.confidence:.1%})\n  {probabilities}")
+
+
 def _print_evaluation(session: Session) -> None:
+    from neuroflux_lib.evaluation.report import read_report
+
     name = session.model.model_name
     report_dir = Path(
         session.defs.load_asset_value("evaluation_report", partition_key=name, instance=session.instance)
     )
-    print_report(name, json.loads((report_dir / "report.json").read_text()), "best checkpoint")
+    print_report(name, read_report(report_dir), "best checkpoint")
     print(f"Report and plots: {report_dir}/")
+
+
+# ------------------------------------------------------------------------------------------ modes
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    from neuroflux_assets.pipeline import data_summary
+
+    session = open_session(args)
+    status = report_run(materialize(session, DATA_KEYS), session)
+    if status == 0:
+        print(data_summary(session.defs, session.instance, session.dataset))
+        print(f"Asset values in {session.storage.assets}/")
+    return status
 
 
 def _train(args: argparse.Namespace) -> int:
     session = open_session(args)
     # Searching is `tune`'s job: training only reads the study `tune` left (when use_tuned is true).
     session = dataclasses.replace(session, model=with_overrides(session.model, {"tune_trials": 0}, "train"))
-    result = materialize(
-        session, _data_then(session, MODEL_KEYS), resume=args.resume, tuning=tuning_config(args)
-    )
+    keys = _data_then(session, MODEL_KEYS)
+    result = materialize(session, keys, resume=args.resume, storage=args.storage)
     status = report_run(result, session)
     trained = result.asset_materializations_for_node("trained_model")
     if trained:
@@ -207,15 +271,37 @@ def _train(args: argparse.Namespace) -> int:
     return status
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    if args.artifact:  # an arbitrary folder is not an asset: evaluate it with the library alone
-        from neuroflux_lib.cli import _evaluate as library_evaluate
+def _load_splits(session: Session) -> pd.DataFrame:
+    key = dg.AssetKey("dataset_splits")
+    if not _materialized(session, key):
+        raise NotMaterializedError(
+            "dataset_splits has not been materialized: run `neuroflux preprocess` first"
+        )
+    return session.defs.load_asset_value(key, instance=session.instance)
 
-        return library_evaluate(args)
+
+def _evaluate_folder(session: Session, artifact: Path) -> int:
+    """Any model folder on the current test split, with the library; the report goes to storage."""
+    from neuroflux_lib.training.steps import evaluate_artifact
+
+    out = session.storage.report(artifact.resolve().name)
+    evaluation = evaluate_artifact(
+        artifact, session.dataset, _load_splits(session), out, record_metrics=False
+    )
+    print_report(artifact.name, evaluation.report, f"model folder {artifact}")
+    print(f"Report and plots: {out}/")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     session = open_session(args)
+    if args.artifact:  # a folder that is not an asset
+        return _evaluate_folder(session, Path(args.artifact))
     name = session.model.model_name
     if not _materialized(session, dg.AssetKey("trained_model"), name):
-        raise LookupError(f"trained_model[{name}] has not been materialized: run `neuroflux train` first")
+        raise NotMaterializedError(
+            f"trained_model[{name}] has not been materialized: run `neuroflux train` first"
+        )
     status = report_run(materialize(session, [dg.AssetKey("evaluation_report")]), session)
     if status == 0:
         _print_evaluation(session)
@@ -224,7 +310,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from neuroflux_assets.api import artifact_path
-    from neuroflux_lib.cli import print_predictions
     from neuroflux_lib.predictor import Predictor
 
     if args.artifact:
@@ -238,17 +323,9 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def tuning_config(args: argparse.Namespace, workers: int = 1) -> dict[str, Any]:
-    """The `tuning` resource's run config. A `--storage` URL travels through the environment (run config
-    is stored and shown in the UI, and the URL may hold a database password)."""
-    config: dict[str, Any] = {"workers": workers}
-    if args.storage:
-        os.environ[OPTUNA_STORAGE_ENV] = args.storage
-        config["storage"] = {"env": OPTUNA_STORAGE_ENV}
-    return config
-
-
 def _tune(args: argparse.Namespace) -> int:
+    from neuroflux_lib.errors import ConfigError
+
     session = open_session(args)
     overrides = {"tune_trials": args.n_trials, "tune_timeout_s": args.timeout}
     model = with_overrides(
@@ -256,9 +333,9 @@ def _tune(args: argparse.Namespace) -> int:
     )
     session = dataclasses.replace(session, model=model)
     if model.tune_trials == 0:
-        raise ValueError("tune_trials is 0: pass --n_trials N (or set tune_trials in the model config)")
+        raise ConfigError("tune_trials is 0: pass --n_trials N (or set tune_trials in the model config)")
     keys = _data_then(session, [dg.AssetKey("tuned_hyperparameters")])
-    result = materialize(session, keys, tuning=tuning_config(args, workers=args.workers))
+    result = materialize(session, keys, storage=args.storage, workers=args.workers)
     status = report_run(result, session)
     if status == 0:
         value = session.defs.load_asset_value(
@@ -274,9 +351,10 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from neuroflux_lib.tracking import runs_table, sync_command
+    from neuroflux_assets.resources import TrackingResource
+    from neuroflux_lib.tracking import TrackingSettings, runs_table, sync_command
 
-    dataset = absolute_folders(load_config(DatasetConfig, args.dataset_config))
+    dataset = absolute_folders(load_config(DatasetConfig, args.dataset_config), Path.cwd())
     root = Path(TrackingResource(dir=args.wandb_dir).settings(dataset.storage_dir).root)
     table = runs_table(root)
     if table.empty:
@@ -306,6 +384,37 @@ def _runs(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env, check=False).returncode
 
 
+def _demo_data(args: argparse.Namespace) -> int:
+    from neuroflux_lib.demo.generator import generate_demo_dataset
+
+    summary = generate_demo_dataset(
+        args.out,
+        scale=args.scale,
+        seed=args.seed,
+        difficulty=args.difficulty,
+        image_size=args.image_size,
+        workers=args.workers,
+        progress=True,
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+    print(
+        f"Wrote {sum(summary.counts.values())} images ({counts}) of {summary.n_subjects} subjects, "
+        f"{summary.n_bad} deliberately bad, to {summary.out_dir} in {summary.seconds:.1f} s"
+    )
+    return 0
+
+
+def _import_checkpoint(args: argparse.Namespace) -> int:
+    from neuroflux_lib.artifacts import import_original_checkpoint
+
+    out = import_original_checkpoint(args.path, args.model, args.out, image_size=args.image_size)
+    print(f"Imported {args.path} ({args.model}) into {out}/")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- parser
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -313,35 +422,83 @@ def positive_int(text: str) -> int:
     return value
 
 
+Handler = Callable[[argparse.Namespace], int]
+ARTIFACT_HELP = "model folder (default: the trained model of --model_config)"
+PROFILE_HELP = "overrides on top of the config files, e.g. cpu-demo or configs/profiles/cpu-demo.json"
+STORAGE_HELP = "Optuna storage URL (default: $NEUROFLUX_OPTUNA_STORAGE, else SQLite in storage_dir)"
+
+
 def build() -> argparse.ArgumentParser:
-    cli = build_parser(
-        {"preprocess": _preprocess, "train": _train, "evaluate": _evaluate, "predict": _predict},
-        description=__doc__,
+    from neuroflux_lib.models.registry import MODEL_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="neuroflux", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    cli.commands["predict"].add_argument(
+    sub = parser.add_subparsers(dest="mode", required=True)
+
+    def command(name: str, help: str, func: Handler, model: bool = True) -> argparse.ArgumentParser:
+        mode = sub.add_parser(name, help=help)
+        mode.add_argument("--dataset_config", default=DEFAULT_DATASET_CONFIG)
+        if model:
+            mode.add_argument("--model_config", default=DEFAULT_MODEL_CONFIG)
+            mode.add_argument("--profile", default=None, help=PROFILE_HELP)
+        mode.set_defaults(func=func)
+        return mode
+
+    pre = command("preprocess", "discover, check, split and balance the dataset", _preprocess, model=False)
+    pre.add_argument("--profile", default=None, help=PROFILE_HELP)
+    train = command("train", "train, select on val, evaluate the best checkpoint on test", _train)
+    train.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    train.add_argument("--storage", default=None, help=STORAGE_HELP)
+    evaluate = command("evaluate", "evaluate the saved model on the test split", _evaluate)
+    evaluate.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
+    predict = command("predict", "classify images with a saved model (no dataset needed)", _predict)
+    predict.add_argument("--image_path", nargs="+", required=True)
+    predict.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
+    predict.add_argument("--json", action="store_true", help="machine-readable output")
+    predict.add_argument(
         "--production", action="store_true", help="use production_model instead of --model_config's model"
     )
-    tune = cli.model_command("tune", "run or resume the model's Optuna study (tuned_hyperparameters)", _tune)
+    tune = command("tune", "run or resume the model's Optuna study (tuned_hyperparameters)", _tune)
     tune.add_argument("--workers", type=positive_int, default=1, help="processes sharing the study")
     tune.add_argument("--n_trials", type=int, default=None, help="trials to add (default: tune_trials)")
     tune.add_argument("--timeout", type=float, default=None, help="seconds (default: tune_timeout_s)")
-    for command in (tune, cli.commands["train"]):
-        command.add_argument(
-            "--storage",
-            default=None,
-            help=f"Optuna storage URL (default: ${OPTUNA_STORAGE_ENV}, else SQLite in storage_dir)",
-        )
-    runs = cli.subparsers.add_parser("runs", help="list the offline W&B runs; --sync uploads them")
-    runs.set_defaults(func=_runs)
-    runs.add_argument("--dataset_config", default="configs/dataset_config.json", help="for its storage_dir")
+    tune.add_argument("--storage", default=None, help=STORAGE_HELP)
+
+    runs = command("runs", "list the offline W&B runs; --sync uploads them", _runs, model=False)
     runs.add_argument("--sync", action="store_true", help="upload offline runs (needs WANDB_API_KEY)")
     runs.add_argument("--all", action="store_true", help="also list every tuning trial")
     runs.add_argument("--wandb_dir", default=None, help="runs root (default: <storage_dir>/wandb)")
-    return cli.parser
+
+    demo = sub.add_parser("demo-data", help="write a synthetic dataset shaped like the real one")
+    demo.add_argument("--out", default="data")
+    demo.add_argument("--scale", type=float, default=1.0, help="fraction of the real class counts")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--difficulty", type=float, default=1.0, help="higher = subtler class signal")
+    demo.add_argument("--image-size", type=int, default=256)
+    demo.add_argument("--workers", type=int, default=None)
+    demo.set_defaults(func=_demo_data)
+
+    imp = sub.add_parser("import-checkpoint", help="convert an original-project .pth into an artifact")
+    imp.add_argument("path")
+    imp.add_argument("--model", required=True, choices=list(MODEL_NAMES))
+    imp.add_argument("--out", required=True)
+    imp.add_argument("--image-size", type=int, default=224)
+    imp.set_defaults(func=_import_checkpoint)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(build(), argv, log_to_stderr=False)  # Dagster's console logger shows them
+    """Run one mode. Library log lines reach the terminal through Dagster's console logger during runs
+    (dagster.yaml); outside runs (demo-data, predict) they go to stderr."""
+    args = build().parse_args(argv)
+    if args.mode in ("demo-data", "import-checkpoint", "predict", "runs"):
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except NeurofluxError as error:
+        print(f"neuroflux {args.mode}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

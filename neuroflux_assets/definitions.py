@@ -17,7 +17,7 @@ from neuroflux_assets.resources import (
     TrackingResource,
     TuningResource,
 )
-from neuroflux_assets.schedules import weekly_retrain
+from neuroflux_assets.schedules import weekly_retrain_schedule
 from neuroflux_assets.sensors import log_run_failure, new_images
 from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
 
@@ -47,7 +47,7 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
         assets=dg.load_assets_from_modules([data_quality, dataset, modeling, deployment]),
         asset_checks=ALL_CHECKS,
         jobs=[full_pipeline, retrain],
-        schedules=[weekly_retrain],
+        schedules=[weekly_retrain_schedule()],
         sensors=[new_images, log_run_failure],
         resources={**default_resources(), **(resources or {})},
     )

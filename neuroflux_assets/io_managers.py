@@ -17,9 +17,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from neuroflux_assets.settings import PROJECT_ROOT
+from neuroflux_lib.paths import StoragePaths, project_root
 
-DEFAULT_BASE_DIR = str(PROJECT_ROOT / "storage" / "assets")
 # Input metadata: this input takes every partition of a partitioned upstream asset as {partition: value}.
 ALL_PARTITIONS = "neuroflux/all_partitions"
 
@@ -37,11 +36,14 @@ def _input_partitions(context: dg.InputContext) -> list[str] | None:
 
 
 class _FileIOManager(dg.ConfigurableIOManager):
-    base_dir: str = Field(default=DEFAULT_BASE_DIR, description="root folder of stored asset values")
+    base_dir: str | None = Field(
+        default=None, description="root folder of stored asset values; unset = the project's storage/assets"
+    )
     suffix: str = ""
 
     def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        root = Path(self.base_dir).joinpath(*key.path)
+        base = self.base_dir or StoragePaths(project_root() / "storage").assets
+        root = Path(base).joinpath(*key.path)
         return root / f"{partition}{self.suffix}" if partition else root.with_name(root.name + self.suffix)
 
     def path_for(self, context: dg.OutputContext) -> Path:

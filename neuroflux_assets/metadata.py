@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dagster as dg
 import pandas as pd
@@ -59,4 +59,14 @@ def run_link(tracked: TrackedRun) -> dg.MetadataValue:
         return dg.MetadataValue.path(tracked.link)
     return dg.MetadataValue.text(
         f"not tracked ({tracked.error})" if tracked.error else f"not tracked (mode {tracked.settings.mode})"
+    )
+
+
+def table_asset(group: str, *kinds: str, code_version: str = "1") -> Callable:
+    """`@dg.asset` for an unpartitioned table kept as Parquet (the data stages)."""
+    return dg.asset(
+        group_name=group,
+        code_version=code_version,
+        io_manager_key="parquet_io_manager",
+        kinds={"pandas", "parquet", *kinds},
     )

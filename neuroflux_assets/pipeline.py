@@ -17,6 +17,8 @@ import dagster as dg
 from neuroflux_assets.jobs import MODEL_STAGE_KEYS
 from neuroflux_assets.partitions import model_partitions
 from neuroflux_lib.config import DatasetConfig
+from neuroflux_lib.errors import NotMaterializedError
+from neuroflux_lib.evaluation.report import read_report_text
 
 DATA_SUMMARY_KEYS = ("raw_images", "outliers", "dataset_splits", "balanced_train_set")
 
@@ -60,7 +62,7 @@ def data_summary(
 ) -> str:
     """The library's preprocessing summary, from the materialized data assets."""
     from neuroflux_assets.settings import file_dataset_config
-    from neuroflux_lib.dataset import tables_summary
+    from neuroflux_lib.data.pipeline import tables_summary
 
     tables = [defs.load_asset_value(key, instance=instance) for key in DATA_SUMMARY_KEYS]
     return tables_summary(*tables, config or file_dataset_config())
@@ -111,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                 defs.load_asset_value("evaluation_report", partition_key=partition, instance=instance)
             )
             print(f"\n{partition}: test macro-F1 {metadata['macro_f1'].value:.3f}")
-            print((report_dir / "classification_report.txt").read_text())
+            print(read_report_text(report_dir))
     print(tracking_summary(defs, instance))
     try:
         print(production_report(instance=instance))
-    except LookupError as error:
+    except NotMaterializedError as error:
         # A blocked promotion is a legitimate outcome, but the demo's promise is a production model.
         print(f"no production model (no model passed the macro-F1 bar, or no run got that far): {error}")
         return 1

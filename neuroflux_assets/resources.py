@@ -3,47 +3,64 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 import torch
 from pydantic import Field, create_model
 
-from neuroflux_assets.settings import (
+from neuroflux_assets.settings import file_dataset_config, mirrored_fields, typed_values
+from neuroflux_lib.config import (
+    ConfigError,
+    DatasetConfig,
+    ModelConfig,
+    Profile,
+    absolute_folders,
     available_profiles,
-    file_dataset_config,
     load_profile,
-    mirrored_fields,
-    resolve_dataset_config,
+    resolve_dataset,
+    with_overrides,
 )
-from neuroflux_lib.config import DatasetConfig, ModelConfig, Profile, with_overrides
+from neuroflux_lib.paths import StoragePaths, project_root
 from neuroflux_lib.tracking import TrackedRun, TrackingSettings, start_run
-from neuroflux_lib.tuning import default_storage_url
+from neuroflux_lib.training.tuning import default_storage_url
 
-DEFAULT_PROFILE = os.environ.get("NEUROFLUX_PROFILE", "full")
+PROFILE_ENV = "NEUROFLUX_PROFILE"
+TRACKING_ENV = "NEUROFLUX_TRACKING"
+MIN_MACRO_F1_ENV = "NEUROFLUX_MIN_MACRO_F1"
+TRACKING_MODES = ("auto", "offline", "online", "disabled")
 
 
 class _DatasetResourceBase(dg.ConfigurableResource):
     """Dataset location, class list and every other `dataset_config.json` key, plus the profile.
 
-    The fields are generated from `DatasetConfig` with the file's values as defaults, so the launchpad
-    shows exactly the file's knobs. Relative folders are resolved against the project root.
+    The fields are generated from `DatasetConfig`; a field left unset keeps the file's (or the
+    profile's) value. Relative folders are resolved against the project root.
     """
 
-    profile: str = Field(
-        default=DEFAULT_PROFILE,
+    profile: str | None = Field(
+        default=None,
         description=(
             "Name of configs/profiles/<name>.json applied on top of the config files "
-            f"(available: {', '.join(available_profiles())}); default from $NEUROFLUX_PROFILE, else 'full'"
+            f"(available: {', '.join(available_profiles())}; 'none' = no profile); "
+            f"unset = ${PROFILE_ENV}, else 'full'"
         ),
     )
 
+    @property
+    def profile_name(self) -> str:
+        return self.profile or os.environ.get(PROFILE_ENV) or "full"
+
     def load_profile(self) -> Profile:
-        return load_profile(self.profile)
+        return load_profile(self.profile_name)
 
     def dataset_config(self) -> DatasetConfig:
-        return resolve_dataset_config(self, self.load_profile(), self.profile)
+        typed = typed_values(self, DatasetConfig.model_fields)
+        config = resolve_dataset(file_dataset_config(), self.load_profile(), typed, self.profile_name)
+        return absolute_folders(config, project_root())
+
+    def storage(self) -> StoragePaths:
+        return StoragePaths(self.dataset_config().storage_dir)
 
 
 DatasetResource: type[_DatasetResourceBase] = create_model(  # type: ignore[assignment]
@@ -84,9 +101,12 @@ class TrackingResource(dg.ConfigurableResource):
     `offline`: run folders under `<storage_dir>/wandb`, uploadable later with `neuroflux runs --sync`.
     """
 
-    mode: Literal["auto", "offline", "online", "disabled"] = Field(
-        default=os.environ.get("NEUROFLUX_TRACKING", "auto"),
-        description="auto = online with an API key, else offline; default from $NEUROFLUX_TRACKING",
+    mode: str | None = Field(
+        default=None,
+        description=(
+            f"auto, offline, online or disabled; auto = online with an API key, else offline; "
+            f"unset = ${TRACKING_ENV}, else auto"
+        ),
     )
     project: str = Field(default="neuroflux", description="W&B project")
     entity: str | None = Field(
@@ -96,8 +116,12 @@ class TrackingResource(dg.ConfigurableResource):
     dir: str | None = Field(default=None, description="run folders root; None = <dataset storage_dir>/wandb")
 
     def settings(self, storage_dir: str) -> TrackingSettings:
-        mode = self.mode if self.mode != "auto" else ("online" if self.api_key else "offline")
-        root = self.dir or str(Path(storage_dir) / "wandb")
+        mode = self.mode or os.environ.get(TRACKING_ENV) or "auto"
+        if mode not in TRACKING_MODES:
+            raise ConfigError(f"tracking mode must be one of {', '.join(TRACKING_MODES)}, got {mode!r}")
+        if mode == "auto":
+            mode = "online" if self.api_key else "offline"
+        root = self.dir or str(StoragePaths(storage_dir).wandb)
         return TrackingSettings(mode, root, self.project, self.entity, self.api_key)
 
     def start(
@@ -115,8 +139,8 @@ class TrackingResource(dg.ConfigurableResource):
             name=f"{context.partition_key}-{job_type}-{run_id[:8]}",
             job_type=job_type,
             group=run_id,
-            tags=(context.partition_key, dataset.profile),
-            config={**config, "dagster_run_id": run_id, "profile": dataset.profile},
+            tags=(context.partition_key, dataset.profile_name),
+            config={**config, "dagster_run_id": run_id, "profile": dataset.profile_name},
         )
         if tracked.error:
             context.log.warning(f"W&B tracking off for this step: {tracked.error}")
@@ -143,12 +167,18 @@ class TuningResource(dg.ConfigurableResource):
 class ThresholdsResource(dg.ConfigurableResource):
     """Pass marks of the asset checks; `production_model` re-applies `min_macro_f1` when it promotes."""
 
-    min_macro_f1: float = Field(
-        default=float(os.environ.get("NEUROFLUX_MIN_MACRO_F1", "0.5")),
+    min_macro_f1: float | None = Field(
+        default=None,
         ge=0.0,
         le=1.0,
-        description="test macro-F1 a model needs to pass its blocking check ($NEUROFLUX_MIN_MACRO_F1)",
+        description=f"test macro-F1 a model needs to pass its check; unset = ${MIN_MACRO_F1_ENV}, else 0.5",
     )
+
+    def quality_bar(self) -> float:
+        if self.min_macro_f1 is not None:
+            return self.min_macro_f1
+        return float(os.environ.get(MIN_MACRO_F1_ENV) or 0.5)
+
     min_images_per_class: int = Field(default=5, ge=0, description="readable images each class needs")
     max_unreadable_fraction: float = Field(default=0.05, ge=0.0, le=1.0, description="of all image files")
     balance_tolerance: float = Field(

@@ -8,7 +8,7 @@ import dagster as dg
 
 from neuroflux_assets.jobs import full_pipeline, pipeline_run_requests
 from neuroflux_assets.resources import DatasetResource
-from neuroflux_lib.discovery import IMAGE_EXTENSIONS
+from neuroflux_lib.data.discovery import IMAGE_EXTENSIONS
 
 
 def folder_fingerprint(data_dir: str | Path) -> tuple[str, int]:

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import neuroflux_lib
+from neuroflux_lib.errors import ArtifactError
 from neuroflux_lib.models import build_model
 
 WEIGHTS_FILE = "model.safetensors"
@@ -43,10 +44,6 @@ class ArtifactMeta:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-
-class ArtifactError(ValueError):
-    """The folder is not a usable model artifact; the message says what is wrong."""
 
 
 def _meta_json(meta: ArtifactMeta) -> str:
@@ -102,3 +99,30 @@ def load_artifact(path: str | Path) -> tuple[nn.Module, ArtifactMeta]:
     except RuntimeError as error:
         raise ArtifactError(f"weights in {path} do not match {meta.architecture}: {error}") from None
     return built.model.eval(), meta
+
+
+def import_original_checkpoint(
+    checkpoint: str | Path, model_name: str, out_dir: str | Path, image_size: int = 224
+) -> Path:
+    """An original-project `.pth` as an artifact: its class order, 0.5/0.5 normalisation, sizes read
+    from the tensors, `weights_origin` "checkpoint"."""
+    from neuroflux_lib.models.common import ORIGINAL_CLASS_NAMES
+    from neuroflux_lib.models.legacy import load_original_checkpoint
+
+    built = load_original_checkpoint(checkpoint, model_name, len(ORIGINAL_CLASS_NAMES), image_size=image_size)
+    model = built.model
+    if built.name == "neuroflux_cnn":
+        inferred = {"conv_channels": model.conv1.out_channels, "dropout": model.dropout.p}
+    else:
+        inferred = {"hidden_size": model.fc[0].out_features, "dropout": model.fc[3].p, "freeze_until": "none"}
+    mean, std = built.normalization
+    meta = ArtifactMeta(
+        architecture=built.name,
+        class_names=list(ORIGINAL_CLASS_NAMES),
+        image_size=image_size,
+        normalization={"mean": list(mean), "std": list(std)},
+        hyperparameters={"source_checkpoint": str(checkpoint), **inferred},
+        weights_origin="checkpoint",
+        pretrained=True,
+    )
+    return save_artifact(out_dir, model, meta)

@@ -8,17 +8,16 @@ original silently ignored its split ratios).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from neuroflux_lib.errors import ConfigError
+
 DEFAULT_CLASS_NAMES: tuple[str, ...] = ("PTE", "LO", "EO", "IPTE", "IO")
 DEFAULT_SUBJECT_REGEX = r"\d{3}_S_\d{4}"
-
-
-class ConfigError(ValueError):
-    """A configuration file is missing, unreadable, or has unknown keys / wrong types."""
 
 
 class StrictModel(BaseModel):
@@ -101,7 +100,7 @@ class ModelConfig(StrictModel):
     `image_size` None means the dataset config's `image_size`.
     """
 
-    model_name: Literal["resnet50", "neuroflux_cnn"]
+    model_name: str = Field(description="a name of the model registry (neuroflux_lib.models.registry)")
     num_classes: int = Field(5, ge=2)
     image_size: int | None = Field(None, gt=0)
     pretrained: bool = True
@@ -138,16 +137,19 @@ class ModelConfig(StrictModel):
     tune_pruner: Literal["median", "hyperband", "none"] = "median"
     tune_startup_trials: int = Field(5, ge=0, description="trials completed before pruning starts")
 
+    @field_validator("model_name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from neuroflux_lib.models.registry import check_name
+
+        check_name(value)
+        return value
+
     def model_hyperparams(self) -> dict[str, object]:
-        """The keys `build_model` honours for this architecture."""
-        if self.model_name == "resnet50":
-            return {
-                "hidden_size": self.hidden_size,
-                "dropout": self.dropout,
-                "weights": "imagenet" if self.pretrained else "random",
-                "freeze_until": self.freeze_until,
-            }
-        return {"conv_channels": self.conv_channels, "dropout": self.dropout}
+        """The builder's keyword arguments for this architecture (the registry says which keys)."""
+        from neuroflux_lib.models.registry import model_hyperparams
+
+        return model_hyperparams(self.model_name, self.model_dump())
 
     def resolved_image_size(self, dataset: DatasetConfig) -> int:
         return self.image_size or dataset.image_size
@@ -159,15 +161,112 @@ def with_overrides(config: ModelT, overrides: dict, source: str = "overrides") -
 
 
 class Profile(StrictModel):
-    """Overrides on top of the config files (e.g. the CPU demo's smaller images and fewer epochs)."""
+    """Overrides on top of the config files (e.g. the CPU demo's smaller images and fewer epochs).
+
+    The file holds `description`, `dataset` and one block per model name of the registry.
+    """
 
     description: str = ""
     dataset: dict = Field(default_factory=dict)
-    resnet50: dict = Field(default_factory=dict)
-    neuroflux_cnn: dict = Field(default_factory=dict)
+    models: dict[str, dict] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_blocks(cls, values: object) -> object:
+        from neuroflux_lib.models.registry import MODEL_NAMES
+
+        if not isinstance(values, dict) or "models" in values:
+            return values
+        blocks = {k: v for k, v in values.items() if k in MODEL_NAMES}
+        return {**{k: v for k, v in values.items() if k not in blocks}, "models": blocks}
 
     def apply_model(self, config: ModelConfig, source: str = "profile") -> ModelConfig:
-        return with_overrides(config, getattr(self, config.model_name), f"{source} [{config.model_name}]")
+        overrides = self.models.get(config.model_name, {})
+        return with_overrides(config, overrides, f"{source} [{config.model_name}]")
 
     def apply_dataset(self, config: DatasetConfig, source: str = "profile") -> DatasetConfig:
         return with_overrides(config, self.dataset, f"{source} [dataset]")
+
+
+# ------------------------------------------------------------------ files, profiles and precedence
+
+DATASET_CONFIG_NAME = "dataset_config.json"
+NO_PROFILE = "none"  # the configs exactly as given
+
+
+def dataset_config_path() -> Path:
+    from neuroflux_lib.paths import config_dir
+
+    return config_dir() / DATASET_CONFIG_NAME
+
+
+def model_config_path(model_name: str) -> Path:
+    """`configs/models/<model>.json`, the registry's file for this model."""
+    from neuroflux_lib.models.registry import model_spec
+    from neuroflux_lib.paths import config_dir
+
+    return config_dir() / model_spec(model_name).config_file
+
+
+def resolve_model_config_path(path: str | Path) -> Path:
+    """`path`, or, when it does not exist and is named like one of the original project's model configs
+    (`configs/resnet50_config.json`, `configs/neuroflux_config.json`), that model's file today."""
+    from neuroflux_lib.models.registry import REGISTRY
+
+    path = Path(path)
+    if path.exists():
+        return path
+    for spec in REGISTRY.values():
+        if path.name in spec.legacy_config_names:
+            return model_config_path(spec.name)
+    return path
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    return load_config(ModelConfig, resolve_model_config_path(path))
+
+
+def load_profile(name: str) -> Profile:
+    """`configs/profiles/<name>.json`; a path to a JSON file also works; "none" applies nothing."""
+    from neuroflux_lib.paths import config_dir
+
+    if name == NO_PROFILE:
+        return Profile()
+    path = Path(name) if name.endswith(".json") else config_dir() / "profiles" / f"{name}.json"
+    return load_config(Profile, path)
+
+
+def available_profiles() -> list[str]:
+    from neuroflux_lib.paths import config_dir
+
+    return sorted(p.stem for p in (config_dir() / "profiles").glob("*.json"))
+
+
+def given(values: Mapping[str, object]) -> dict[str, object]:
+    """The values a person typed: launchpad fields default to None, which means "not given"."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def resolve_dataset(
+    base: DatasetConfig, profile: Profile, typed: Mapping[str, object], profile_name: str = "profile"
+) -> DatasetConfig:
+    """file < profile < typed values."""
+    return with_overrides(profile.apply_dataset(base, profile_name), given(typed), "launchpad")
+
+
+def resolve_model(
+    base: ModelConfig, profile: Profile, typed: Mapping[str, object], profile_name: str = "profile"
+) -> ModelConfig:
+    """file < profile < typed values."""
+    return with_overrides(profile.apply_model(base, profile_name), given(typed), "launchpad")
+
+
+def absolute_folders(config: DatasetConfig, base: str | Path) -> DatasetConfig:
+    """`data_dir` and `storage_dir` made absolute against `base` (the project root for the UI, the
+    working directory for the CLI), so no process depends on where it started."""
+    absolute = {
+        key: str((Path(base) / getattr(config, key)).resolve())
+        for key in ("data_dir", "storage_dir")
+        if not Path(getattr(config, key)).is_absolute()
+    }
+    return with_overrides(config, absolute, str(base)) if absolute else config

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from neuroflux_lib.imageio import load_grayscale  # noqa: E402
+from neuroflux_lib.data.imageio import load_grayscale  # noqa: E402
 
 
 def figure_png(fig: plt.Figure, dpi: int = 100) -> bytes:

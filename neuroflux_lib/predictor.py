@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 
 from neuroflux_lib.artifacts import ArtifactMeta, load_artifact
-from neuroflux_lib.imageio import ImageLoadError, decode_grayscale, load_grayscale_or_raise
-from neuroflux_lib.transforms import eval_transform
+from neuroflux_lib.data.imageio import ImageLoadError, decode_grayscale, load_grayscale_or_raise
+from neuroflux_lib.data.transforms import eval_transform
+from neuroflux_lib.errors import ImageError
 
 ImageInput = str | Path | np.ndarray | Image.Image
 
@@ -48,7 +49,7 @@ def _to_gray(image: ImageInput) -> tuple[np.ndarray, str]:
     if array.ndim == 3 and array.shape[-1] in (3, 4):
         array = np.asarray(Image.fromarray(array.astype(np.uint8)[..., :3]).convert("L"))
     if array.ndim != 2 or array.dtype != np.uint8:
-        raise ValueError(f"expected a 2-D uint8 grayscale array, got {array.dtype} {array.shape}")
+        raise ImageError(f"expected a 2-D uint8 grayscale array, got {array.dtype} {array.shape}")
     return array, "<array>"
 
 

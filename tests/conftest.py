@@ -12,11 +12,15 @@ from urllib.parse import quote
 
 import pytest
 
-# No W&B runs unless a test asks for them (set before neuroflux_assets reads it for its defaults), and
-# nothing from a real deployment's environment (a shared Optuna database, a W&B key) reaches a test.
-os.environ["NEUROFLUX_TRACKING"] = "disabled"
-for _name in ("NEUROFLUX_OPTUNA_STORAGE", "WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR"):
-    os.environ.pop(_name, None)
+
+@pytest.fixture(autouse=True)
+def quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No W&B runs unless a test asks for them, and nothing from a real deployment's environment (a
+    shared Optuna database, a W&B key, a profile) reaches a test. Settings read the environment when
+    they are used, so this works after every import."""
+    monkeypatch.setenv("NEUROFLUX_TRACKING", "disabled")
+    for name in ("NEUROFLUX_OPTUNA_STORAGE", "WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR", "NEUROFLUX_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ def isolated_wandb_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def prepared(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     """(dataset config, balanced train table, split table) of the demo set at 32 px, for tuning tests."""
     from neuroflux_lib.config import DatasetConfig, load_config, with_overrides
-    from neuroflux_lib.dataset import run_preprocess
+    from neuroflux_lib.data.pipeline import run_preprocess
 
     storage = tmp_path_factory.mktemp("prepared")
     dataset = with_overrides(
@@ -47,7 +51,7 @@ def prepared(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo dataset from the real generator (scale 0.1, 48 px), shared by the session."""
-    from neuroflux_lib.demo_data import generate_demo_dataset
+    from neuroflux_lib.demo.generator import generate_demo_dataset
 
     out = tmp_path_factory.mktemp("demo") / "data"
     generate_demo_dataset(out, scale=0.1, seed=0, image_size=48, workers=1)

@@ -4,11 +4,12 @@ import dagster as dg
 import pandas as pd
 
 from neuroflux_assets import metadata as md
+from neuroflux_assets.metadata import table_asset
 from neuroflux_assets.resources import DatasetResource
-from neuroflux_lib.dataset import detect_outliers, scan_images
-from neuroflux_lib.outliers import embed_statistics
+from neuroflux_lib.data.outliers import embed_statistics
+from neuroflux_lib.data.pipeline import detect_outliers, scan_images
+from neuroflux_lib.data.quality import STAT_COLUMNS
 from neuroflux_lib.plots import embedding_scatter, image_gallery, quality_histograms
-from neuroflux_lib.quality import STAT_COLUMNS
 
 GROUP = "data_quality"
 MANIFEST_COLUMNS = [
@@ -33,12 +34,7 @@ QUALITY_COLUMNS = [
 ]
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version="1",
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
-)
+@table_asset(GROUP)
 def raw_images(context: dg.AssetExecutionContext, dataset: DatasetResource) -> dg.Output[pd.DataFrame]:
     """Every image file under the data folder, decoded once: class, subject, bytes, hash, readable.
 
@@ -76,12 +72,7 @@ def raw_images(context: dg.AssetExecutionContext, dataset: DatasetResource) -> d
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version="1",
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
-)
+@table_asset(GROUP)
 def image_quality(dataset: DatasetResource, raw_images: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Quality statistics of the readable images (intensity, contrast, SNR, entropy, ...), with plots."""
     config = dataset.dataset_config()
@@ -99,12 +90,7 @@ def image_quality(dataset: DatasetResource, raw_images: pd.DataFrame) -> dg.Outp
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version="1",
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet", "sklearn"},
-)
+@table_asset(GROUP, "sklearn")
 def outliers(dataset: DatasetResource, image_quality: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Images whose statistics are extreme, each with the statistic, direction and z-score that flagged it."""
     config = dataset.dataset_config()

@@ -1,30 +1,20 @@
 """Stage 2, group `dataset`: leak-free splits by subject, then a balanced training split."""
 
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 
 from neuroflux_assets import metadata as md
+from neuroflux_assets.metadata import table_asset
 from neuroflux_assets.resources import DatasetResource
-from neuroflux_lib.balancing import balance_train_set, class_balance
-from neuroflux_lib.dataset import split_dataset
-from neuroflux_lib.splits import SPLITS, split_counts
+from neuroflux_lib.data.balancing import class_balance
+from neuroflux_lib.data.pipeline import balance_dataset, split_dataset
+from neuroflux_lib.data.splits import SPLITS, split_counts
+from neuroflux_lib.paths import StoragePaths
 
 GROUP = "dataset"
 
 
-def augmented_folder(storage_dir: str) -> Path:
-    """Dagster's own augmented copies, apart from the CLI's `storage/preprocess/augmented`."""
-    return Path(storage_dir) / "dagster" / "augmented"
-
-
-@dg.asset(
-    group_name=GROUP,
-    code_version="1",
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
-)
+@table_asset(GROUP)
 def dataset_splits(
     dataset: DatasetResource, image_quality: pd.DataFrame, outliers: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
@@ -47,22 +37,11 @@ def dataset_splits(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version="1",
-    io_manager_key="parquet_io_manager",
-    kinds={"pandas", "parquet"},
-)
+@table_asset(GROUP)
 def balanced_train_set(dataset: DatasetResource, dataset_splits: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """The train split topped up with flip + affine copies until classes are equal (train only)."""
     config = dataset.dataset_config()
-    balanced = balance_train_set(
-        dataset_splits,
-        augmented_folder(config.storage_dir),
-        config.balance_target,
-        config.random_seed,
-        config.max_image_pixels,
-    )
+    balanced = balance_dataset(dataset_splits, config)
     balance = class_balance(balanced, config.class_names)
     return dg.Output(
         balanced,
@@ -70,6 +49,6 @@ def balanced_train_set(dataset: DatasetResource, dataset_splits: pd.DataFrame) -
             "dagster/row_count": len(balanced),
             "augmented_images": int(balanced["augmented"].sum()),
             "counts_before_after": md.table(balance.rename_axis("class")),
-            "augmented_dir": dg.MetadataValue.path(str(augmented_folder(config.storage_dir))),
+            "augmented_dir": dg.MetadataValue.path(str(StoragePaths(config.storage_dir).augmented)),
         },
     )

@@ -4,35 +4,15 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from neuroflux_assets import metadata as md
-from neuroflux_assets.gates import artifact_problems, meets_quality_bar, read_report
 from neuroflux_assets.io_managers import ALL_PARTITIONS
 from neuroflux_assets.resources import DatasetResource, ThresholdsResource
 from neuroflux_lib.artifacts import read_meta
+from neuroflux_lib.evaluation.promotion import choose_production
+from neuroflux_lib.paths import StoragePaths
 
 GROUP = "deployment"
-
-
-def compare_models(trained: dict[str, Path], reports: dict[str, Path], min_macro_f1: float) -> pd.DataFrame:
-    """One row per model with an evaluation: metrics and whether it passes the rules (re-applied here)."""
-    rows = []
-    for name, report_dir in sorted(reports.items()):
-        report = read_report(report_dir)
-        passed, why = meets_quality_bar(report, min_macro_f1)
-        problems = artifact_problems(trained[name]) if name in trained else ["no trained_model artifact"]
-        rows.append(
-            {
-                "model": name,
-                "macro_f1": float(report["macro_f1"]),
-                "accuracy": float(report["accuracy"]),
-                "n_test": int(report["n_test"]),
-                "passed": passed and not problems,
-                "why": "; ".join([why, *problems]),
-            }
-        )
-    return pd.DataFrame(rows, columns=["model", "macro_f1", "accuracy", "n_test", "passed", "why"])
 
 
 @dg.asset(
@@ -61,29 +41,24 @@ def production_model(
     The blocking check stops this asset in a run where the run's model failed; because other models'
     evaluations come from earlier runs, the same rules are re-applied here to every candidate.
     """
-    table = compare_models(trained_model, evaluation_report, thresholds.min_macro_f1)
-    if table.empty or not table["passed"].any():
-        raise dg.Failure(
-            description="no model passed its checks: nothing promoted",
-            metadata={"candidates": md.table(table, index=False)},
-        )
-    best = table.loc[table["passed"]].sort_values(["macro_f1", "accuracy"], ascending=False).iloc[0]
-    others = table.loc[table["model"] != best["model"]]
-    why = f"highest test macro-F1 ({best['macro_f1']:.3f}) of {int(table['passed'].sum())} passing model(s)"
-    data = dataset.dataset_config()
-    staging = Path(data.storage_dir) / "dagster" / "work" / context.run.run_id / "production_model"
+    promotion = choose_production(trained_model, evaluation_report, thresholds.quality_bar())
+    table = promotion.candidates
+    if promotion.model is None:
+        raise dg.Failure(description=promotion.why, metadata={"candidates": md.table(table, index=False)})
+    best, others, why = promotion.winner, promotion.others, promotion.why
+    staging = StoragePaths(dataset.dataset_config().storage_dir).work(context.run.run_id, "production_model")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(trained_model[best["model"]], staging)
+    shutil.copytree(trained_model[promotion.model], staging)
     meta = read_meta(staging)
-    context.log.info(f"promoting {best['model']}: {why}")
+    context.log.info(f"promoting {promotion.model}: {why}")
     return dg.Output(
         staging,
         metadata={
-            "model": str(best["model"]),
+            "model": promotion.model,
             "why": why,
             "macro_f1": float(best["macro_f1"]),
             "accuracy": float(best["accuracy"]),
-            "min_macro_f1": thresholds.min_macro_f1,
+            "min_macro_f1": thresholds.quality_bar(),
             "weights_origin": meta.weights_origin,
             "data_version": meta.data_version or "",
             "candidates": md.table(table, index=False),

@@ -1,6 +1,6 @@
 """Stage 3, group `modeling`, one partition per model: hyperparameters, training, evaluation."""
 
-import re
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -13,21 +13,24 @@ from neuroflux_assets.resources import ComputeResource, DatasetResource, Trackin
 from neuroflux_assets.settings import (
     GPU_OP_TAGS,
     GPU_POOL,
-    MODEL_CONFIG_FILES,
+    MODEL_FIXED_KEYS,
     ModelSettings,
-    resolve_model_config,
+    file_model_config,
+    typed_values,
 )
 from neuroflux_lib.artifacts import read_meta
-from neuroflux_lib.config import ModelConfig, with_overrides
-from neuroflux_lib.modeling import data_version, evaluate_artifact, train_model
+from neuroflux_lib.config import ModelConfig, resolve_model, with_overrides
+from neuroflux_lib.paths import StoragePaths
 from neuroflux_lib.plots import training_curves_png
-from neuroflux_lib.tuning import (
+from neuroflux_lib.training.steps import data_version, evaluate_artifact, train_model
+from neuroflux_lib.training.tuning import (
     StudyResult,
     StudySpec,
+    choose_hyperparameters,
     existing_study,
     run_study,
+    safe_url,
     study_name,
-    tuned_config,
 )
 
 GROUP = "modeling"
@@ -35,9 +38,20 @@ GROUP = "modeling"
 
 def work_folder(context: dg.AssetExecutionContext, storage_dir: str, name: str) -> Path:
     """A run-scoped scratch folder; what the asset returns from it is moved into storage by the IO manager."""
-    folder = Path(storage_dir) / "dagster" / "work" / context.run.run_id / f"{name}-{context.partition_key}"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return folder
+    return StoragePaths(storage_dir).work(context.run.run_id, f"{name}-{context.partition_key}")
+
+
+def training_asset(io_manager_key: str, kinds: set[str]) -> Callable:
+    """`@dg.asset` for a step that trains: per model partition, in the `gpu` pool, one GPU on Kubernetes."""
+    return dg.asset(
+        group_name=GROUP,
+        code_version="2",
+        partitions_def=model_partitions,
+        io_manager_key=io_manager_key,
+        pool=GPU_POOL,
+        op_tags=GPU_OP_TAGS,
+        kinds=kinds,
+    )
 
 
 class LogEpochs:
@@ -55,15 +69,7 @@ class LogEpochs:
         self.context.log.info(f"epoch {epoch}/{self.total}: {shown}")
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version="2",
-    partitions_def=model_partitions,
-    io_manager_key="json_io_manager",
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    kinds={"optuna"},
-)
+@training_asset("json_io_manager", {"optuna"})
 def tuned_hyperparameters(
     context: dg.AssetExecutionContext,
     config: ModelSettings,
@@ -82,9 +88,12 @@ def tuned_hyperparameters(
     """
     name = context.partition_key
     data = dataset.dataset_config()
-    resolved = resolve_model_config(name, getattr(config, name), dataset.load_profile(), dataset.profile)
+    settings = getattr(config, name)
+    typed = typed_values(settings, [k for k in ModelConfig.model_fields if k not in MODEL_FIXED_KEYS])
+    profile = dataset.profile_name
+    resolved = resolve_model(file_model_config(name), dataset.load_profile(), typed, profile)
     resolved = compute.apply(with_overrides(resolved, {"num_classes": len(data.class_names)}, "class list"))
-    source = f"{MODEL_CONFIG_FILES[name].name} + profile '{dataset.profile}' + launchpad/compute"
+    source = f"configs/models/{name}.json + profile '{profile}' + launchpad/compute"
     metadata: dict = {"source": source, "image_size": resolved.resolved_image_size(data)}
     compute.configure_torch()
     spec = StudySpec(
@@ -95,7 +104,7 @@ def tuned_hyperparameters(
         balanced=balanced_train_set,
         splits=dataset_splits,
         tracking=tracking.settings(data.storage_dir),
-        tags=(dataset.profile,),
+        tags=(profile,),
         threads=compute.threads,
     )
     if resolved.tune_trials > 0:
@@ -113,10 +122,9 @@ def tuned_hyperparameters(
             f"use_tuned is true but study {spec.name} does not exist in {safe_url(spec.storage)}: "
             "training with the config values (run `neuroflux tune` with the same storage first)"
         )
-    tuned = tuned_config(resolved, study.best_params) if study and study.best_params else None
-    use = resolved.use_tuned and tuned is not None
-    chosen = tuned if use else resolved
-    metadata["hyperparameters_source"] = hyperparameters_source(resolved, study, use)
+    choice = choose_hyperparameters(resolved, study)
+    chosen, use = choice.config, choice.tuned
+    metadata["hyperparameters_source"] = choice.source
     shown = pd.DataFrame({"value": {k: str(v) for k, v in chosen.model_dump(mode="json").items()}})
     metadata["hyperparameters"] = md.table(shown.rename_axis("key"))
     return dg.Output(
@@ -138,25 +146,6 @@ def tuned_hyperparameters(
         },
         metadata=metadata,
     )
-
-
-def safe_url(url: str) -> str:
-    """A storage URL fit for logs and metadata: any password masked, whatever the URL looks like."""
-    return re.sub(r"://([^/]*)@", lambda m: f"://{m.group(1).split(':')[0]}:***@", url, count=1)
-
-
-def hyperparameters_source(config: ModelConfig, study: StudyResult | None, use: bool) -> str:
-    if use:
-        return (
-            f"tuned: study {study.name}, best trial {study.best_trial} (val macro-F1 {study.best_value:.4f})"
-        )
-    if study is None:
-        return "config values (tune_trials is 0 and no study exists for this model and data)"
-    if not study.best_params:
-        return f"config values (study {study.name} has no completed trial yet)"
-    if not config.use_tuned:
-        return f"config values (use_tuned is false; study {study.name} is shown for comparison)"
-    return "config values"
 
 
 def study_metadata(study: StudyResult) -> dict:
@@ -184,15 +173,7 @@ class TrainingRun(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version="2",
-    partitions_def=model_partitions,
-    io_manager_key="folder_io_manager",
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    kinds={"pytorch", "safetensors"},
-)
+@training_asset("folder_io_manager", {"pytorch", "safetensors"})
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingRun,
@@ -232,7 +213,7 @@ def trained_model(
             balanced_train_set,
             dataset_splits,
             artifact_dir=work_folder(context, data.storage_dir, "artifact"),
-            work_dir=Path(data.storage_dir) / "dagster" / "training" / context.partition_key,
+            work_dir=StoragePaths(data.storage_dir).checkpoints(context.partition_key),
             resume=run.resume,
             callbacks=[LogEpochs(context, config.num_epochs), tracked],
         )
@@ -248,10 +229,8 @@ def trained_model(
         )
         tracked.log_images({"training_curves": curves})
     weights = meta.weights_origin
-    if config.pretrained and weights == "random" and config.model_name == "resnet50":
-        weights = (
-            "random (ImageNet weights requested but not in the torch cache: backbone randomly initialised)"
-        )
+    if trained.weights_warning:
+        weights = f"{weights} ({trained.weights_warning})"
         context.log.warning(weights)
     best_val = meta.training.get("best_val", {})
     return dg.Output(

@@ -1,0 +1,1 @@
+"""The data half, stage by stage: discovery, decoding, quality, outliers, dedup, splits, balancing."""

@@ -1,0 +1,1 @@
+"""Synthetic demo data shaped like the real (unavailable) dataset."""

@@ -1,0 +1,611 @@
+"""Synthetic stand-in for the (unavailable) Neuroflux MRI dataset.
+
+The real dataset is 1,296 axial T2/T2* brain slices as `<out>/<CLASS>/*.jpg`; this module writes a
+dataset with the same layout, class counts, file-name scheme (subject ids, several images per
+subject), odd image sizes and ~1 % broken images, so every pipeline stage can run end to end.
+
+Anatomy comes from the MNI152 grey/white-matter templates bundled with nilearn (read from the
+package, no download). Each subject gets its own slice level, head pose (rotation, scale,
+translation), smooth multiplicative bias field, gain, contrast and Rician noise; images of one
+subject share the subject's anatomy and come from one to three sessions.
+
+Class signal (what a model can learn), on top of the nuisance variation above:
+
+* Ventricular enlargement with caudate atrophy. Each subject has an atrophy severity drawn from
+  ``N(mean[class], SEVERITY_SPREAD)``; the lateral ventricles are dilated by about
+  ``VENT_MM_PER_SEVERITY * severity`` mm and the caudate heads are eroded by a further
+  ``CAUDATE_MM_PER_SEVERITY * severity`` mm (negative severity shrinks the ventricles, which is
+  normal anatomical variation). Means grow EO < IO < LO; PTE and IPTE sit between EO and IO. The
+  spread makes neighbouring classes overlap, so no class is separable from atrophy alone.
+* Focal T2 hyperintensities in the basal ganglia / thalami: per image a Poisson number of small
+  bright blobs, many and bright for PTE, fewer and fainter for IPTE, rare for the other classes.
+  They are a few mm wide and sit at random positions, so a linear model on 32x32 thumbnails
+  gains little from them while a CNN can count them.
+
+``difficulty`` scales every class-specific difference from the EO baseline by ``1 / difficulty``
+(severity means, lesion rates, lesion contrast); the per-subject spread and the nuisance variation
+stay fixed, so difficulty 2.0 halves the signal and makes the task harder, 0.5 doubles it.
+Measured at scale 1.0 with a subject-grouped 75/25 split (macro-F1): logistic regression on
+standardized 32x32 thumbnails ~0.38-0.40; a 4-block CNN on 64x64 inputs, 20 CPU epochs,
+~0.61-0.65 (chance ~0.2). At difficulty 2.0 both drop to ~0.32.
+
+Output is deterministic for ``(scale, seed, difficulty, image_size)``: the whole plan (names,
+subjects, poses, bad images) is drawn in the main process, and each image is rendered from its own
+``numpy.random.SeedSequence``, so the bytes do not depend on the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+
+from neuroflux_lib.config import DEFAULT_SUBJECT_REGEX
+from neuroflux_lib.data.discovery import IMAGE_EXTENSIONS
+from neuroflux_lib.errors import ConfigError, DataError
+
+CLASS_COUNTS: dict[str, int] = {"PTE": 580, "LO": 240, "EO": 233, "IPTE": 171, "IO": 72}
+
+SUBJECT_REGEX = DEFAULT_SUBJECT_REGEX
+FILENAME_REGEX = re.compile(
+    r"^neuroflux_(?P<subject>\d{3}_S_\d{4})_MR_(?P<sequence>[A-Za-z0-9\-]+(?:_[A-Za-z0-9\-]+)*)"
+    r"__br_raw_(?P<date>\d{17})_(?P<n>\d+)_S(?P<series>\d+)_I(?P<image>\d+)\.jpg$"
+)
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".webp"}
+
+# (name, relative T2 weight of CSF, GM, WM, share of sessions). FLAIR nulls CSF, so ventricles are
+# dark there: a nuisance a CNN can learn around but a linear model on pixels cannot.
+SEQUENCES: tuple[tuple[str, float, float, float, float], ...] = (
+    ("Axial_T2-Star", 1.00, 0.55, 0.36, 0.40),
+    ("Axial_PD_T2_FSE", 0.90, 0.62, 0.46, 0.35),
+    ("Axial_T2_FLAIR", 0.14, 0.62, 0.42, 0.15),
+    ("Axial_T2_FSE", 0.95, 0.52, 0.34, 0.10),
+)
+
+# Odd sizes as (width, height) relative to the main size, and their share of all images; the two
+# 64x64 images of the real dataset become image_size // 4 and are counted absolutely.
+ODD_SIZES: tuple[tuple[float, float, float], ...] = (
+    (228 / 256, 1.0, 0.015),
+    (232 / 256, 1.0, 0.015),
+    (288 / 256, 288 / 256, 0.01),
+    (336 / 256, 336 / 256, 0.01),
+)
+N_SMALL_AT_FULL_SCALE = 2
+MULTI_IMAGE_SHARE = 0.61  # share of images that belong to subjects with 2..7 images
+BAD_SHARE = 0.01
+BAD_KINDS: tuple[str, ...] = ("blank", "noise", "overexposed", "tiny", "near_blank")
+TRUNCATED_MIN_SCALE = 0.5
+TINY_SIZE = 16
+OVEREXPOSED_GAIN = 2.5
+
+# Class signal at difficulty 1.0 (see module docstring).
+SEVERITY_MEAN: dict[str, float] = {"EO": 0.0, "IPTE": 0.5, "PTE": 0.9, "IO": 1.7, "LO": 2.7}
+SEVERITY_SPREAD = 0.5
+VENT_MM_PER_SEVERITY = 1.2
+CAUDATE_MM_PER_SEVERITY = 1.4
+LESION_RATE: dict[str, float] = {"EO": 0.1, "IO": 0.1, "LO": 0.1, "IPTE": 1.6, "PTE": 6.0}
+LESION_CONTRAST: dict[str, float] = {"EO": 0.35, "IO": 0.35, "LO": 0.35, "IPTE": 0.45, "PTE": 0.6}
+
+MNI_Z_OFFSET = 72  # voxel index of MNI z = 0 mm in the 1 mm template
+SLAB_MM = (0, 26)  # axial levels kept: third ventricle / basal ganglia up to the ventricle bodies
+FOV_MM = 205.0
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What `generate_demo_dataset` wrote: files per class, distinct subjects, bad images, time."""
+
+    out_dir: Path
+    counts: dict[str, int]
+    n_subjects: int
+    n_bad: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything needed to render one file; built in the main process, rendered anywhere."""
+
+    rel_path: str
+    label: str
+    subject_id: str
+    sequence: str
+    width: int
+    height: int
+    z_mm: float
+    severity: float
+    lesion_rate: float
+    lesion_contrast: float
+    rotation_deg: float
+    zoom: float
+    shift: tuple[float, float]
+    bias: tuple[float, ...]
+    contrast: tuple[float, float, float]
+    gain: float
+    noise: float
+    quality: int
+    bad: str | None
+    seed: np.random.SeedSequence
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Per-level 2-D maps of the template slab (index 0 = SLAB_MM[0]), precomputed once."""
+
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    scalp: np.ndarray
+    vent_sd: np.ndarray  # signed distance (mm) to the lateral/third ventricles, negative inside
+    caudate: np.ndarray  # smooth 0..1 weight around the caudate heads/bodies
+    deep_gm: np.ndarray  # 0/1 where basal-ganglia / thalamic lesions may sit
+    centre: tuple[float, float]  # (x, y) pixel centre of the brain in the slab plane
+
+
+def class_counts(scale: float) -> dict[str, int]:
+    """Images per class for `scale`: never below 2 so every class can be split."""
+    if scale <= 0:
+        raise ConfigError(f"scale must be > 0, got {scale}")
+    return {name: max(2, round(count * scale)) for name, count in CLASS_COUNTS.items()}
+
+
+# --------------------------------------------------------------------------------------- planning
+
+
+def _split_into_subjects(n_images: int, rng: np.random.Generator) -> list[int]:
+    """Images per subject for one class: ~61 % of images in subjects with 2..7, the rest singles."""
+    weights = 0.42 ** np.arange(6)
+    sizes_2_to_7 = np.arange(2, 8)
+    target = round(n_images * MULTI_IMAGE_SHARE)
+    groups: list[int] = []
+    while sum(groups) < target:
+        groups.append(int(rng.choice(sizes_2_to_7, p=weights / weights.sum())))
+    overflow = sum(groups) - target
+    if overflow and groups:
+        groups[-1] -= overflow
+        if groups[-1] < 2:
+            groups.pop()
+    groups += [1] * (n_images - sum(groups))
+    rng.shuffle(groups)
+    return groups
+
+
+def _session_stamp(rng: np.random.Generator) -> str:
+    """17-digit acquisition stamp like 20150106121009713 (date, time, milliseconds)."""
+    day = np.datetime64("2005-01-01") + int(rng.integers(0, 15 * 365))
+    seconds = int(rng.integers(7 * 3600, 19 * 3600))
+    ymd = str(day).replace("-", "")
+    hms = f"{seconds // 3600:02d}{seconds % 3600 // 60:02d}{seconds % 60:02d}"
+    return f"{ymd}{hms}{int(rng.integers(0, 1000)):03d}"
+
+
+def _pick_sequence(rng: np.random.Generator) -> tuple[str, tuple[float, float, float]]:
+    shares = np.array([s[4] for s in SEQUENCES])
+    name, csf, gm, wm, _ = SEQUENCES[int(rng.choice(len(SEQUENCES), p=shares / shares.sum()))]
+    jitter = rng.normal(1.0, 0.04, size=3)
+    return name, (csf * jitter[0], gm * jitter[1], wm * jitter[2])
+
+
+def _class_signal(label: str, difficulty: float) -> tuple[float, float, float]:
+    """(severity mean, lesion rate, lesion contrast) with class differences scaled by 1/difficulty."""
+    if difficulty <= 0:
+        raise ConfigError(f"difficulty must be > 0, got {difficulty}")
+    strength = 1.0 / difficulty
+    base = "EO"
+    severity = SEVERITY_MEAN[base] + (SEVERITY_MEAN[label] - SEVERITY_MEAN[base]) * strength
+    rate = LESION_RATE[base] + (LESION_RATE[label] - LESION_RATE[base]) * strength
+    contrast = LESION_CONTRAST[base] + (LESION_CONTRAST[label] - LESION_CONTRAST[base]) * strength
+    return severity, max(rate, 0.0), max(contrast, 0.0)
+
+
+@dataclass
+class _Ids:
+    """Unique ids and per-image seeds, drawn up front and handed out in plan order."""
+
+    images: Iterator[int]
+    series: Iterator[int]
+    seeds: Iterator[np.random.SeedSequence]
+
+
+def _session_pose(rng: np.random.Generator) -> dict[str, object]:
+    """Acquisition nuisance shared by the images of one session: head pose, bias, gain, noise."""
+    return {
+        "rotation_deg": float(rng.normal(0.0, 4.0)),
+        "zoom": float(rng.uniform(0.9, 1.1)),
+        "shift": (float(rng.normal(0.0, 0.03)), float(rng.normal(0.0, 0.03))),
+        "bias": tuple(float(b) for b in rng.normal(0.0, 0.12, size=5)),
+        "gain": float(rng.uniform(0.75, 1.0)),
+        "noise": float(rng.uniform(0.012, 0.045)),
+        "quality": int(rng.integers(85, 97)),
+    }
+
+
+def _sessions_of(n_images: int, rng: np.random.Generator) -> np.ndarray:
+    """Session index (sorted) of each of a subject's images; 1-3 sessions, none empty."""
+    n_sessions = int(rng.integers(1, min(n_images, 3) + 1))
+    session_of = rng.integers(0, n_sessions, size=n_images)
+    session_of[:n_sessions] = np.arange(n_sessions)
+    return np.sort(session_of)
+
+
+def _subject_images(
+    label: str, subject_id: str, n_images: int, difficulty: float, rng: np.random.Generator, ids: _Ids
+) -> list[ImageSpec]:
+    """Specs of one subject's images: shared anatomy and severity, 1-3 sessions, distinct slices."""
+    severity_mean, rate, contrast = _class_signal(label, difficulty)
+    severity = float(rng.normal(severity_mean, SEVERITY_SPREAD))
+    subject_rate = float(rate * rng.gamma(6.0, 1 / 6))
+    base_z = float(rng.uniform(5.0, 21.0))
+    session_of = _sessions_of(n_images, rng)
+    specs = []
+    for session in range(int(session_of.max()) + 1):
+        sequence, weights = _pick_sequence(rng)
+        stamp, series, pose = _session_stamp(rng), next(ids.series), _session_pose(rng)
+        levels = base_z + rng.uniform(-4.0, 4.0, size=int((session_of == session).sum()))
+        first_slice = int(rng.integers(10, 40))
+        for k, z_mm in enumerate(levels):
+            name = (
+                f"neuroflux_{subject_id}_MR_{sequence}__br_raw_{stamp}_{first_slice + 2 * k}"
+                f"_S{series}_I{next(ids.images)}.jpg"
+            )
+            specs.append(
+                ImageSpec(
+                    rel_path=f"{label}/{name}",
+                    label=label,
+                    subject_id=subject_id,
+                    sequence=sequence,
+                    width=0,  # sizes are set by _assign_variants
+                    height=0,
+                    z_mm=float(np.clip(z_mm, SLAB_MM[0], SLAB_MM[1])),
+                    severity=severity,
+                    lesion_rate=subject_rate,
+                    lesion_contrast=contrast,
+                    contrast=weights,
+                    bad=None,
+                    seed=next(ids.seeds),
+                    **pose,
+                )
+            )
+    return specs
+
+
+def _odd_sizes(n_total: int, scale: float, image_size: int) -> list[tuple[int, int]]:
+    """(width, height) of the odd-sized images: ~1-2 % each, plus the two quarter-size ones."""
+    sizes = []
+    for rel_w, rel_h, share in ODD_SIZES:
+        size = (max(8, round(rel_w * image_size)), max(8, round(rel_h * image_size)))
+        sizes += [size] * round(share * n_total)
+    small = max(8, image_size // 4)
+    return sizes + [(small, small)] * round(N_SMALL_AT_FULL_SCALE * scale)
+
+
+def _bad_kinds(n_total: int, scale: float, rng: np.random.Generator) -> list[str]:
+    """~1 % bad images cycling through BAD_KINDS, plus one truncated file at larger scales."""
+    kinds = [BAD_KINDS[i % len(BAD_KINDS)] for i in range(max(1, round(BAD_SHARE * n_total)))]
+    kinds += ["truncated"] if scale >= TRUNCATED_MIN_SCALE else []
+    return [kinds[i] for i in rng.permutation(len(kinds))]  # shuffled so kinds spread over classes
+
+
+def _assign_variants(
+    specs: list[ImageSpec], scale: float, image_size: int, rng: np.random.Generator
+) -> list[ImageSpec]:
+    """Set every image's size and mark bad images (round-robin over classes, main-size images only)."""
+    specs = [replace(spec, width=image_size, height=image_size) for spec in specs]
+    order = rng.permutation(len(specs))
+    odd = _odd_sizes(len(specs), scale, image_size)
+    for index, (width, height) in zip(order[: len(odd)], odd, strict=True):
+        specs[index] = replace(specs[index], width=width, height=height)
+    remaining = set(order[len(odd) :].tolist())
+    labels = list(CLASS_COUNTS)
+    for k, kind in enumerate(_bad_kinds(len(specs), scale, rng)):
+        candidates = sorted(i for i in remaining if specs[i].label == labels[k % len(labels)])
+        candidates = candidates or sorted(remaining)
+        index = candidates[int(rng.integers(len(candidates)))]
+        remaining.discard(index)
+        size = TINY_SIZE if kind == "tiny" else image_size
+        specs[index] = replace(specs[index], bad=kind, width=size, height=size)
+    return specs
+
+
+def plan_dataset(
+    scale: float = 1.0, seed: int = 0, difficulty: float = 1.0, image_size: int = 256
+) -> list[ImageSpec]:
+    """The full, deterministic list of files to write (cheap: no pixels are rendered).
+
+    Subject-level draws use one SeedSequence child per subject and each image gets its own child,
+    so rendering can happen in any process, in any order, with identical bytes.
+    """
+    if image_size < 16:
+        raise ConfigError(f"image_size must be >= 16, got {image_size}")
+    _class_signal("EO", difficulty)  # validates difficulty before any work
+    counts = class_counts(scale)
+    plan_seq, subject_seq, image_seq = np.random.SeedSequence(seed).spawn(3)
+    rng = np.random.default_rng(plan_seq)
+    total = sum(counts.values())
+    groups = {label: _split_into_subjects(n, rng) for label, n in counts.items()}
+    n_subjects = sum(len(g) for g in groups.values())
+    numbers = iter(rng.choice(np.arange(1, 10_000), size=n_subjects, replace=False).tolist())
+    sites = rng.choice(np.arange(2, 942), size=max(3, round(60 * min(1.0, scale * 4))), replace=False)
+    ids = _Ids(
+        images=iter(rng.choice(np.arange(100_000, 1_000_000), size=total, replace=False).tolist()),
+        series=iter(rng.choice(np.arange(10_000, 400_000), size=total, replace=False).tolist()),
+        seeds=iter(image_seq.spawn(total)),
+    )
+    subject_rngs = iter(np.random.default_rng(s) for s in subject_seq.spawn(n_subjects))
+    specs: list[ImageSpec] = []
+    for label, sizes in groups.items():
+        for n_images in sizes:
+            subject_rng = next(subject_rngs)
+            subject_id = f"{int(subject_rng.choice(sites)):03d}_S_{next(numbers):04d}"
+            specs += _subject_images(label, subject_id, n_images, difficulty, subject_rng, ids)
+    return _assign_variants(specs, scale, image_size, rng)
+
+
+# --------------------------------------------------------------------------------------- anatomy
+
+
+def _axial(volume: np.ndarray, z_index: int) -> np.ndarray:
+    """Axial slice with anterior up and patient right on the image left (radiological view)."""
+    return np.ascontiguousarray(np.rot90(volume[:, :, z_index])[:, ::-1], dtype=np.float32)
+
+
+def _slice_maps(gm: np.ndarray, wm: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Derive CSF, scalp, ventricle distance, caudate and deep-GM maps for one axial level."""
+    csf = np.clip(mask - gm - wm, 0.0, 1.0) * mask
+    inside = ndi.distance_transform_edt(mask > 0.5)
+    outside = ndi.distance_transform_edt(mask <= 0.5)
+    height, width = gm.shape
+    x_mm = np.abs(np.arange(width) - (width - 1) / 2)[None, :]
+    y_mm = (height - 1 - np.arange(height))[:, None] - 134.0  # MNI y of each row
+    central = (inside > 22) & (x_mm < 30)
+    labels, n = ndi.label((csf > 0.5) & central)
+    sizes = ndi.sum(np.ones_like(labels), labels, range(1, n + 1)) if n else np.zeros(0)
+    vent = np.isin(labels, 1 + np.flatnonzero(sizes >= 20))
+    vent_sd = ndi.distance_transform_edt(~vent) - ndi.distance_transform_edt(vent)
+    caudate = (gm > 0.35) & (vent_sd > 0) & (vent_sd < 8) & central & (y_mm > -10)
+    caudate_w = ndi.gaussian_filter(caudate.astype(np.float32), 2.5)
+    caudate_w /= max(float(caudate_w.max()), 1e-6)
+    deep = (gm > 0.4) & (inside > 26) & (vent_sd > 2) & (x_mm < 35) & (y_mm > -32) & (y_mm < 25)
+    # Scalp: dark skull 2-6 mm outside the brain, bright fat/skin 6-11 mm.
+    scalp = np.clip(1.0 - np.abs(outside - 8.5) / 2.5, 0.0, 1.0) * 0.55
+    return {
+        "csf": csf,
+        "scalp": scalp.astype(np.float32),
+        "vent_sd": vent_sd.astype(np.float32),
+        "caudate": np.clip(caudate_w * 1.4, 0, 1).astype(np.float32),
+        "deep_gm": deep.astype(np.float32),
+    }
+
+
+@lru_cache(maxsize=1)
+def load_anatomy() -> Anatomy:
+    """Read the bundled MNI152 templates (no network) and precompute the slab, once per process."""
+    from nilearn import datasets  # heavy import, only where the templates are read
+
+    gm_vol = datasets.load_mni152_gm_template(resolution=1).get_fdata(dtype=np.float32)
+    wm_vol = datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32)
+    mask_vol = datasets.load_mni152_brain_mask(resolution=1).get_fdata(dtype=np.float32)
+    maps: dict[str, list[np.ndarray]] = {}
+    for z_mm in range(SLAB_MM[0], SLAB_MM[1] + 1):
+        z = z_mm + MNI_Z_OFFSET
+        gm, wm = _axial(gm_vol, z), _axial(wm_vol, z)
+        mask = ndi.binary_fill_holes(_axial(mask_vol, z) > 0.5).astype(np.float32)
+        tissue = gm + wm
+        over = tissue > 1.0
+        gm[over], wm[over] = gm[over] / tissue[over], wm[over] / tissue[over]
+        derived = _slice_maps(gm, wm, mask)
+        for key, value in {"gm": gm * mask, "wm": wm * mask, **derived}.items():
+            maps.setdefault(key, []).append(value)
+    mask_mid = _axial(mask_vol, MNI_Z_OFFSET + sum(SLAB_MM) // 2)
+    ys, xs = np.nonzero(mask_mid)
+    stacked = {key: np.stack(value).astype(np.float32) for key, value in maps.items()}
+    return Anatomy(**stacked, centre=(float(xs.mean()), float(ys.mean())))
+
+
+# --------------------------------------------------------------------------------------- rendering
+
+
+def _level(stack: np.ndarray, z_mm: float) -> np.ndarray:
+    """Linear interpolation between the two nearest 1 mm levels."""
+    position = z_mm - SLAB_MM[0]
+    low = int(min(max(math.floor(position), 0), stack.shape[0] - 1))
+    high = min(low + 1, stack.shape[0] - 1)
+    t = float(position - low)
+    return stack[low] * (1.0 - t) + stack[high] * t
+
+
+def _atrophied_tissue(
+    anatomy: Anatomy, spec: ImageSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(gm, wm, csf, deep-gm) after ventricular enlargement and caudate erosion for `severity`."""
+    gm, wm, csf = (_level(getattr(anatomy, k), spec.z_mm) for k in ("gm", "wm", "csf"))
+    vent_sd = _level(anatomy.vent_sd, spec.z_mm)
+    caudate = _level(anatomy.caudate, spec.z_mm)
+    radius = (
+        VENT_MM_PER_SEVERITY * spec.severity + CAUDATE_MM_PER_SEVERITY * max(spec.severity, 0.0) * caudate
+    )
+    new_vent = np.clip(radius - vent_sd + 0.5, 0.0, 1.0)
+    old_vent = np.clip(0.5 - vent_sd, 0.0, 1.0)
+    new_csf = np.maximum(new_vent, csf * (1.0 - old_vent))
+    tissue = gm + wm
+    gm_share = np.where(tissue > 0.05, gm / np.maximum(tissue, 1e-6), 0.0)
+    brain = np.clip(tissue + csf, 0.0, 1.0)
+    remaining = np.clip(brain - new_csf, 0.0, 1.0)
+    deep = _level(anatomy.deep_gm, spec.z_mm) * (new_vent < 0.5)
+    return remaining * gm_share, remaining * (1.0 - gm_share), new_csf, deep
+
+
+def _lesions(deep: np.ndarray, spec: ImageSpec, rng: np.random.Generator) -> np.ndarray:
+    """Small bright Gaussian blobs at random deep-GM positions (intensity added to the T2 image)."""
+    out = np.zeros_like(deep)
+    ys, xs = np.nonzero(deep > 0.5)
+    count = int(rng.poisson(spec.lesion_rate))
+    if count == 0 or len(ys) == 0 or spec.lesion_contrast <= 0:
+        return out
+    yy, xx = np.mgrid[0 : deep.shape[0], 0 : deep.shape[1]]
+    for index in rng.integers(0, len(ys), size=count):
+        sigma = rng.uniform(2.5, 4.5)
+        amplitude = spec.lesion_contrast * rng.uniform(0.7, 1.3)
+        y0, x0 = ys[index], xs[index]
+        box = slice(max(0, y0 - 14), y0 + 15), slice(max(0, x0 - 14), x0 + 15)
+        blob = np.exp(-((yy[box] - y0) ** 2 + (xx[box] - x0) ** 2) / (2 * sigma**2))
+        out[box] = np.maximum(out[box], amplitude * blob)
+    return out
+
+
+def _pose_matrix(anatomy: Anatomy, spec: ImageSpec) -> np.ndarray:
+    """2x3 affine from slab pixels (1 mm) to output pixels: FOV scaling, rotation, zoom, shift."""
+    width, height = spec.width, spec.height
+    px_per_mm = height / FOV_MM * spec.zoom
+    angle = math.radians(spec.rotation_deg)
+    cos, sin = math.cos(angle) * px_per_mm, math.sin(angle) * px_per_mm
+    cx, cy = anatomy.centre
+    tx = width / 2 + spec.shift[0] * width
+    ty = height / 2 + spec.shift[1] * height
+    return np.array(
+        [[cos, -sin, tx - cos * cx + sin * cy], [sin, cos, ty - sin * cx - cos * cy]], dtype=np.float64
+    )
+
+
+def _bias_field(spec: ImageSpec, width: int, height: int) -> np.ndarray:
+    """Smooth multiplicative field exp(quadratic polynomial) over the image, independent of size."""
+    y, x = np.mgrid[-1 : 1 : height * 1j, -1 : 1 : width * 1j]
+    a, b, c, d, e = spec.bias
+    return np.exp(a * x + b * y + c * x * y + d * x**2 + e * y**2).astype(np.float32)
+
+
+def render_slice(spec: ImageSpec, anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
+    """A realistic uint8 slice for `spec` (no bad-image effects)."""
+    gm, wm, csf, deep = _atrophied_tissue(anatomy, spec)
+    w_csf, w_gm, w_wm = spec.contrast
+    lesions = _lesions(deep, spec, rng)
+    t2 = w_csf * csf + w_gm * gm + w_wm * wm + lesions + _level(anatomy.scalp, spec.z_mm)
+    width, height = spec.width, spec.height
+    matrix = _pose_matrix(anatomy, spec)
+    mm_per_px = 1.0 / math.hypot(matrix[0, 0], matrix[1, 0])
+    if mm_per_px > 1.0:  # anti-alias before shrinking
+        t2 = cv2.GaussianBlur(t2, (0, 0), 0.5 * math.sqrt(mm_per_px**2 - 1.0))
+    image = cv2.warpAffine(t2, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    image = image * _bias_field(spec, width, height) * spec.gain
+    real = image + rng.normal(0.0, spec.noise, size=image.shape)
+    imag = rng.normal(0.0, spec.noise, size=image.shape)
+    magnitude = np.sqrt(real**2 + imag**2)  # Rician noise, as in magnitude MR images
+    return np.clip(magnitude * 255.0, 0, 255).round().astype(np.uint8)
+
+
+def _bad_pixels(kind: str, spec: ImageSpec, anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
+    shape = (spec.height, spec.width)
+    if kind == "blank":
+        return np.zeros(shape, dtype=np.uint8)
+    if kind == "near_blank":
+        return np.clip(rng.normal(3.0, 1.5, size=shape), 0, 255).astype(np.uint8)
+    if kind == "noise":
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
+    if kind == "overexposed":
+        return render_slice(replace(spec, gain=spec.gain * OVEREXPOSED_GAIN), anatomy, rng)
+    return render_slice(spec, anatomy, rng)  # "tiny" (size set in the plan) and "truncated"
+
+
+def render_file(spec: ImageSpec, anatomy: Anatomy) -> bytes:
+    """JPEG bytes of one planned file, bad-image effects included; depends only on its inputs."""
+    rng = np.random.default_rng(spec.seed)
+    pixels = _bad_pixels(spec.bad, spec, anatomy, rng) if spec.bad else render_slice(spec, anatomy, rng)
+    quality = 40 if spec.bad == "tiny" else spec.quality
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for {spec.rel_path}")
+    data = encoded.tobytes()
+    return data[: len(data) // 2] if spec.bad == "truncated" else data
+
+
+# --------------------------------------------------------------------------------------- writing
+
+_WORKER_ANATOMY: Anatomy | None = None
+
+
+def _init_worker(anatomy: Anatomy) -> None:
+    """Pool initializer: receive the slab once per worker instead of once per task."""
+    global _WORKER_ANATOMY
+    _WORKER_ANATOMY = anatomy
+    cv2.setNumThreads(1)  # the pool already uses every core
+
+
+def _write_one(task: tuple[ImageSpec, Path]) -> str:
+    spec, out_dir = task
+    anatomy = _WORKER_ANATOMY if _WORKER_ANATOMY is not None else load_anatomy()
+    (out_dir / spec.rel_path).write_bytes(render_file(spec, anatomy))
+    return spec.label
+
+
+def _write_in_process(tasks: Sequence[tuple[ImageSpec, Path]], anatomy: Anatomy) -> Iterator[str]:
+    for spec, out_dir in tasks:
+        (out_dir / spec.rel_path).write_bytes(render_file(spec, anatomy))
+        yield spec.label
+
+
+def _write_in_pool(tasks: Sequence[tuple[ImageSpec, Path]], anatomy: Anatomy, workers: int) -> Iterator[str]:
+    chunksize = max(1, len(tasks) // (workers * 8))
+    with multiprocessing.Pool(workers, initializer=_init_worker, initargs=(anatomy,)) as pool:
+        yield from pool.imap(_write_one, tasks, chunksize=chunksize)
+
+
+def _existing_images(out_dir: Path) -> list[Path]:
+    if not out_dir.exists():
+        return []
+    return [p for p in out_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def generate_demo_dataset(
+    out_dir: str | Path,
+    scale: float = 1.0,
+    seed: int = 0,
+    difficulty: float = 1.0,
+    image_size: int = 256,
+    workers: int | None = None,
+    progress: bool = False,
+) -> DemoSummary:
+    """Write a synthetic dataset shaped like the real one to `out_dir/<CLASS>/*.jpg`.
+
+    Refuses an `out_dir` that already holds images, so two datasets never mix silently.
+    """
+    start = time.perf_counter()
+    out = Path(out_dir)
+    existing = _existing_images(out)
+    if existing:
+        raise DataError(
+            f"{out} already contains {len(existing)} image file(s) (e.g. {existing[0]}); "
+            "refusing to mix datasets: pass an empty or new directory"
+        )
+    specs = plan_dataset(scale=scale, seed=seed, difficulty=difficulty, image_size=image_size)
+    for label in CLASS_COUNTS:
+        (out / label).mkdir(parents=True, exist_ok=True)
+    anatomy = load_anatomy()
+    n_workers = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(specs)))
+    tasks = [(spec, out) for spec in specs]
+    labels = (
+        _write_in_process(tasks, anatomy) if n_workers == 1 else _write_in_pool(tasks, anatomy, n_workers)
+    )
+    if progress:
+        from tqdm import tqdm
+
+        labels = tqdm(labels, total=len(tasks), desc="demo images", unit="img")
+    counts = dict.fromkeys(CLASS_COUNTS, 0)
+    for label in labels:
+        counts[label] += 1
+    return DemoSummary(
+        out_dir=out,
+        counts=counts,
+        n_subjects=len({spec.subject_id for spec in specs}),
+        n_bad=sum(spec.bad is not None for spec in specs),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: metrics computed once, the report files, and the promotion rules."""

@@ -1,0 +1,200 @@
+"""Experiment tracking with Weights & Biases: offline by default, and never able to break a training.
+
+Every W&B call goes through `TrackedRun`, which logs a failure once and then stops tracking, so a full
+disk, a bad key or a dead network costs the run its tracking, not its model. Offline runs are plain
+folders under `<root>/wandb/offline-run-*`; `read_offline_run` reads them back from wandb's own
+transaction log, which is what `neuroflux runs` lists.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["offline", "online", "disabled"]
+# Predictions logged with thumbnails per evaluation run: enough to browse, small enough to sync.
+MAX_TABLE_ROWS = 200
+THUMBNAIL_PX = 64
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where and how runs are recorded; picklable, so tuning workers build their own runs from it."""
+
+    mode: Mode = "offline"
+    root: str = "storage/wandb"
+    project: str = "neuroflux"
+    entity: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """wandb's folders all under `root`: nothing lands in HOME or the working directory."""
+        root = Path(self.root).resolve()
+        env = {
+            "WANDB_DIR": str(root),
+            "WANDB_CACHE_DIR": str(root / ".cache"),
+            "WANDB_CONFIG_DIR": str(root / ".config"),
+            "WANDB_DATA_DIR": str(root / ".data"),
+            "WANDB_ARTIFACT_DIR": str(root / ".artifacts"),
+            "WANDB_SILENT": "true",
+            "WANDB_MODE": self.mode,
+        }
+        if self.api_key:
+            env["WANDB_API_KEY"] = self.api_key
+        return env
+
+
+def _guarded(method: Callable) -> Callable:
+    """Run a W&B call; on any error log it once, stop tracking, and let the caller go on."""
+
+    @functools.wraps(method)
+    def wrapper(self: TrackedRun, *args, **kwargs):
+        if self.run is None:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001 (tracking must never fail the work it tracks)
+            logger.warning("W&B %s failed, tracking stops for this run: %s", method.__name__, error)
+            self.error = f"{method.__name__}: {error}"
+            self.finish(exit_code=1)  # close what can be closed (writer, threads); never raises
+            return None
+
+    return wrapper
+
+
+@dataclass
+class TrackedRun:
+    """One W&B run, or nothing (disabled / failed to start). Also a training `EpochCallback`."""
+
+    run: Any = None
+    settings: TrackingSettings = field(default_factory=TrackingSettings)
+    error: str | None = None
+    link: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.run is not None
+
+    @_guarded
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.run.log({k: float(v) for k, v in metrics.items() if _is_number(v)}, step=epoch)
+
+    @_guarded
+    def update_config(self, values: Mapping[str, Any]) -> None:
+        self.run.config.update(dict(values), allow_val_change=True)
+
+    @_guarded
+    def set_summary(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            self.run.summary[key] = value
+
+    @_guarded
+    def log_images(self, images: Mapping[str, str | Path | bytes]) -> None:
+        """PNG files or PNG bytes (the plots the reports already hold)."""
+        import wandb
+        from PIL import Image
+
+        def image(value: str | Path | bytes) -> wandb.Image:
+            return wandb.Image(Image.open(io.BytesIO(value)) if isinstance(value, bytes) else str(value))
+
+        self.run.log({name: image(value) for name, value in images.items()})
+
+    @_guarded
+    def log_evaluation(self, predictions: pd.DataFrame, class_names: Sequence[str]) -> None:
+        """Confusion matrix and a table of test predictions with thumbnails (`predictions`: path,
+        true, predicted, confidence, one probability column per class)."""
+        import wandb
+        from PIL import Image
+
+        index = {name: i for i, name in enumerate(class_names)}
+        matrix = wandb.plot.confusion_matrix(
+            y_true=predictions["true"].map(index).tolist(),
+            preds=predictions["predicted"].map(index).tolist(),
+            class_names=list(class_names),
+        )
+        table = wandb.Table(columns=["image", "file", "true", "predicted", "confidence", *class_names])
+        for row in predictions.head(MAX_TABLE_ROWS).itertuples(index=False):
+            with Image.open(row.path) as image:
+                thumb = image.convert("L")
+                thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+                table.add_data(
+                    wandb.Image(np.asarray(thumb)),
+                    Path(row.path).name,
+                    row.true,
+                    row.predicted,
+                    float(row.confidence),
+                    *(float(getattr(row, name)) for name in class_names),
+                )
+        self.run.log({"confusion_matrix": matrix, "test_predictions": table})
+
+    def finish(self, exit_code: int = 0) -> str:
+        """Close the run; returns where to find it (URL online, run folder offline)."""
+        run, self.run = self.run, None
+        if run is not None:
+            try:
+                run.finish(exit_code=exit_code)
+            except Exception as error:  # noqa: BLE001
+                logger.warning("W&B finish failed: %s", error)
+                self.error = self.error or f"finish: {error}"
+        return self.link
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.finish(exit_code=0 if kind is None else 1)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def start_run(
+    settings: TrackingSettings,
+    *,
+    name: str,
+    job_type: Literal["train", "tune", "evaluate"],
+    group: str | None = None,
+    tags: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
+) -> TrackedRun:
+    """A W&B run, or an inactive `TrackedRun` when tracking is disabled or W&B cannot start."""
+    if settings.mode == "disabled":
+        return TrackedRun(None, settings)
+    try:
+        environment = settings.environment()
+        os.environ.update(environment)
+        Path(environment["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+        import wandb
+
+        run = wandb.init(
+            mode=settings.mode,
+            dir=environment["WANDB_DIR"],
+            project=settings.project,
+            entity=settings.entity,
+            name=name,
+            job_type=job_type,
+            group=group,
+            tags=list(tags),
+            config=dict(config or {}),
+            reinit="create_new",
+            # No console capture (Dagster owns the output) and no metadata: the command line it would
+            # record can hold a storage URL with a password.
+            settings=wandb.Settings(console="off", silent=True, x_disable_meta=True),
+        )
+    except Exception as error:  # noqa: BLE001 (no tracking is better than no training)
+        logger.warning("W&B run could not start (%s): going on without tracking", error)
+        return TrackedRun(None, settings, error=f"start: {error}")
+    link = run.url if settings.mode == "online" and run.url else str(Path(run.dir).parent)
+    return TrackedRun(run, settings, link=link)

@@ -1,0 +1,1 @@
+"""Training: the loop, the train/evaluate steps built on it, and Optuna tuning."""

@@ -1,0 +1,233 @@
+"""From split tables to a trained, evaluated, saved model: the steps the CLI and the assets share."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neuroflux_lib.artifacts import ArtifactMeta, load_artifact, save_artifact, update_meta
+from neuroflux_lib.config import DatasetConfig, ModelConfig
+from neuroflux_lib.data.image_cache import cached_arrays
+from neuroflux_lib.data.transforms import eval_transform, train_transform
+from neuroflux_lib.errors import DataError
+from neuroflux_lib.evaluation.metrics import classification_summary
+from neuroflux_lib.evaluation.report import (
+    REPORT_FILES,
+    predict_probabilities,
+    predictions_table,
+    write_report,
+)
+from neuroflux_lib.models import BuiltModel, build_model, count_parameters, model_spec
+from neuroflux_lib.paths import StoragePaths
+from neuroflux_lib.training.loop import EpochCallback, FitResult, ImageTensorDataset, fit, seed_everything
+
+logger = logging.getLogger(__name__)
+
+
+def data_version(splits: pd.DataFrame) -> str:
+    """Short digest of which bytes are in which split: changes when any image or assignment does."""
+    keyed = splits.sort_values("path")[["sha256", "split"]].astype(str).agg(":".join, axis=1)
+    return hashlib.sha256("\n".join(keyed).encode()).hexdigest()[:16]
+
+
+def _hashes(table: pd.DataFrame) -> list[str] | None:
+    """Known content hashes (originals carry them; augmented copies are hashed by the cache)."""
+    if "sha256" in table and table["sha256"].notna().all():
+        return table["sha256"].tolist()
+    return None
+
+
+def label_indices(classes: pd.Series, class_names: Sequence[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted(set(classes) - set(index))
+    if unknown:
+        raise DataError(f"labels not in class_names: {unknown}")
+    return classes.map(index).to_numpy(dtype=np.int64)
+
+
+def split_rows(splits: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of one split; an empty split is an error that says how to fix it."""
+    rows = splits.loc[splits["split"] == name]
+    if rows.empty:
+        raise DataError(f"the {name} split is empty: add images or change train_val_test_split")
+    return rows
+
+
+def cached_dataset(
+    table: pd.DataFrame,
+    class_names: Sequence[str],
+    image_size: int,
+    transform,
+    cache_root: str | Path,
+    workers: int = 1,
+    progress: bool = False,
+) -> ImageTensorDataset:
+    """A dataset over the decode-once cache for the rows of `table`."""
+    images = cached_arrays(table["path"].tolist(), image_size, cache_root, _hashes(table), workers, progress)
+    return ImageTensorDataset(images, label_indices(table["class_name"], class_names), transform)
+
+
+def prepare_training(
+    model_config: ModelConfig,
+    dataset_config: DatasetConfig,
+    balanced: pd.DataFrame,
+    splits: pd.DataFrame,
+    progress: bool = False,
+) -> tuple[BuiltModel, ImageTensorDataset, ImageTensorDataset]:
+    """The seeded model and its train (balanced) and val datasets; training and tuning both start here."""
+    class_names = list(dataset_config.class_names)
+    image_size = model_config.resolved_image_size(dataset_config)
+    seed_everything(model_config.seed)  # the initial weights are part of the result: same seed, same model
+    built = build_model(
+        model_config.model_name, len(class_names), model_config.model_hyperparams(), image_size=image_size
+    )
+    logger.info(
+        "%s: %s parameters (%s trainable), weights %s",
+        built.name,
+        f"{count_parameters(built.model):,}",
+        f"{count_parameters(built.model, True):,}",
+        built.weights_origin,
+    )
+    cache = {
+        "cache_root": StoragePaths(dataset_config.storage_dir).cache,
+        "workers": max(1, dataset_config.num_workers),
+        "progress": progress,
+    }
+    train = cached_dataset(
+        split_rows(balanced, "train"),
+        class_names,
+        image_size,
+        train_transform(image_size, built.normalization, model_config.augment),
+        **cache,
+    )
+    val = cached_dataset(
+        split_rows(splits, "val"),
+        class_names,
+        image_size,
+        eval_transform(image_size, built.normalization),
+        **cache,
+    )
+    return built, train, val
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    artifact_dir: Path
+    fit: FitResult
+    meta: ArtifactMeta
+
+    @property
+    def weights_warning(self) -> str | None:
+        """Set when pretrained weights were asked for but the backbone started from random values."""
+        takes_weights = "pretrained" in model_spec(self.meta.architecture).config_keys
+        asked = takes_weights and bool(self.meta.hyperparameters.get("pretrained"))
+        if asked and self.meta.weights_origin == "random":
+            return "ImageNet weights requested but not in the torch cache: backbone randomly initialised"
+        return None
+
+
+def train_model(
+    model_config: ModelConfig,
+    dataset_config: DatasetConfig,
+    balanced: pd.DataFrame,
+    splits: pd.DataFrame,
+    *,
+    artifact_dir: str | Path,
+    work_dir: str | Path,
+    resume: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool = False,
+) -> TrainedModel:
+    """Train on the balanced train set, select on val, save the best epoch's weights as an artifact."""
+    built, train, val = prepare_training(model_config, dataset_config, balanced, splits, progress)
+    class_names = list(dataset_config.class_names)
+    image_size = model_config.resolved_image_size(dataset_config)
+    result = fit(
+        built.model,
+        train,
+        val,
+        model_config,
+        class_names,
+        checkpoint_path=Path(work_dir) / "checkpoint.pt",
+        resume=resume,
+        callbacks=callbacks,
+        progress=progress,
+    )
+    best = result.history[result.best_epoch - 1] if result.best_epoch else {}
+    mean, std = built.normalization
+    meta = ArtifactMeta(
+        architecture=built.name,
+        class_names=class_names,
+        image_size=image_size,
+        normalization={"mean": list(mean), "std": list(std)},
+        hyperparameters=model_config.model_dump(),
+        weights_origin=built.weights_origin,
+        pretrained=built.pretrained,
+        data_version=data_version(splits),
+        training={
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "monitor": model_config.monitor,
+            "best_metric": result.best_metric,
+            "stopped_early": result.stopped_early,
+            "device": result.device,
+            "best_val": {k: v for k, v in best.items() if k.startswith("val_")},
+            "train_images": len(train),
+            "history": result.history,
+        },
+    )
+    return TrainedModel(save_artifact(artifact_dir, built.model, meta), result, meta)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: dict
+    files: dict[str, Path]
+    predictions: pd.DataFrame
+
+
+def evaluate_artifact(
+    artifact_dir: str | Path,
+    dataset_config: DatasetConfig,
+    splits: pd.DataFrame,
+    report_dir: str | Path,
+    *,
+    record_metrics: bool = True,
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluate a saved artifact (the best checkpoint) on the test split; write report files.
+
+    With `record_metrics`, the test metrics are also written into the artifact's `model.json`.
+    """
+    model, meta = load_artifact(artifact_dir)
+    normalization = (meta.normalization["mean"], meta.normalization["std"])
+    test = split_rows(splits, "test")
+    data = cached_dataset(
+        test,
+        meta.class_names,
+        meta.image_size,
+        eval_transform(meta.image_size, normalization),
+        StoragePaths(dataset_config.storage_dir).cache,
+        progress=progress,
+    )
+    y_true, probabilities = predict_probabilities(model, data)
+    report = classification_summary(y_true, probabilities, meta.class_names)
+    predictions = predictions_table(test["path"].tolist(), y_true, probabilities, meta.class_names)
+    history = meta.training.get("history", [])
+    best_epoch = meta.training.get("best_epoch", "?")
+    title = f"{meta.architecture} (best epoch {best_epoch}, weights {meta.weights_origin})"
+    files = write_report(report, report_dir, meta.class_names, history, title)
+    files["predictions"] = Path(report_dir) / REPORT_FILES["predictions"]
+    predictions.to_csv(files["predictions"], index=False)
+    if record_metrics:
+        meta.test_metrics = {
+            key: report[key] for key in ("accuracy", "macro_f1", "weighted_f1", "macro_roc_auc", "n_test")
+        }
+        update_meta(artifact_dir, meta)
+    return Evaluation(report, files, predictions)

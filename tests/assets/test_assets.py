@@ -1,0 +1,393 @@
+"""The Dagster layer end to end on tiny generated data: values, metadata, checks, gating, sensor, API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from neuroflux_assets.api import load_predictor
+from neuroflux_assets.jobs import MODEL_STAGE_KEYS
+from neuroflux_assets.pipeline import materialize_all
+from neuroflux_assets.resources import DatasetResource
+from neuroflux_assets.sensors import new_images
+from neuroflux_assets.settings import file_dataset_config, file_model_config
+from neuroflux_lib.evaluation.promotion import compare_models
+from neuroflux_lib.paths import project_root
+from neuroflux_lib.tracking import read_offline_run
+from tests.dagster_helpers import ALL_ASSETS, tiny_defs, tiny_run_config
+from tests.factories import SUMMARY_SECTIONS
+
+MODELS = ["resnet50", "neuroflux_cnn"]
+PROJECT_ROOT = project_root()
+
+
+@pytest.fixture(scope="module")
+def pipeline(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Every asset materialized once, in process, into a temporary instance."""
+    storage = tmp_path_factory.mktemp("dagster_storage")
+    defs = tiny_defs(storage)
+    run_config = tiny_run_config(demo_dataset, storage)
+    run_config["resources"]["tracking"] = {"config": {"mode": "offline"}}  # runs in <storage>/wandb
+    with dg.instance_for_test() as instance:
+        results = materialize_all(defs, instance, run_config)
+        yield {"defs": defs, "instance": instance, "results": results, "storage": storage}
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str | None = None) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None
+        ),
+        limit=1,
+    ).records
+    assert records, f"{key}[{partition}] not materialized"
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e
+        for e in (
+            ev.event_specific_data
+            for ev in result.all_events
+            if ev.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+    }
+
+
+def test_every_run_succeeds_and_every_asset_is_materialized(pipeline) -> None:
+    assert [r.success for r in pipeline["results"]] == [True, True]
+    instance = pipeline["instance"]
+    for key in ALL_ASSETS:
+        assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
+    for model in MODELS:
+        for key in ("tuned_hyperparameters", "trained_model", "evaluation_report"):
+            latest_metadata(instance, key, model)
+
+
+def test_all_checks_ran_and_passed(pipeline) -> None:
+    first, second = (check_results(r) for r in pipeline["results"])
+    expected_first = {
+        "raw_images:all_classes_present",
+        "raw_images:min_images_per_class",
+        "raw_images:unreadable_fraction",
+        "dataset_splits:no_leakage",
+        "dataset_splits:no_augmented_in_val_test",
+        "dataset_splits:every_class_in_every_split",
+        "balanced_train_set:classes_balanced",
+        "balanced_train_set:augmented_only_from_train",
+        "trained_model:weights_finite_and_logits_shape",
+        "evaluation_report:macro_f1_above_threshold",
+    }
+    assert set(first) == expected_first
+    assert set(second) == {
+        "trained_model:weights_finite_and_logits_shape",
+        "evaluation_report:macro_f1_above_threshold",
+    }
+    failed = {k: v.metadata for k, v in {**first, **second}.items() if not v.passed}
+    assert not failed
+
+
+def test_values_are_stored_as_parquet_json_and_folders(pipeline, demo_dataset: Path) -> None:
+    base = pipeline["storage"] / "assets"
+    raw = pd.read_parquet(base / "raw_images.parquet")
+    files = [p for p in demo_dataset.rglob("*") if p.is_file()]
+    assert len(raw) == len(files)
+    assert {"path", "class_name", "subject_id", "size_bytes", "sha256", "readable", "reason"} <= set(
+        raw.columns
+    )
+    splits = pd.read_parquet(base / "dataset_splits.parquet")
+    assert set(splits["split"]) == {"train", "val", "test"}
+    outliers = pd.read_parquet(base / "outliers.parquet")
+    assert not set(outliers["path"]) & set(splits["path"]), "outliers must be left out of the splits"
+    balanced = pd.read_parquet(base / "balanced_train_set.parquet")
+    assert balanced["augmented"].any() and set(balanced["split"]) == {"train"}
+    assert balanced.groupby("class_name").size().nunique() == 1
+    params = json.loads((base / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text())[
+        "hyperparameters"
+    ]
+    assert params["conv_channels"] == 4 and params["num_epochs"] == 2  # launchpad values won
+    assert params["dropout"] == file_model_config("neuroflux_cnn").dropout  # the rest from the file
+    for model in MODELS:
+        assert (base / "trained_model" / model / "model.safetensors").is_file()
+        assert (base / "evaluation_report" / model / "report.json").is_file()
+    assert (base / "production_model" / "model.json").is_file()
+    assert not list(base.rglob("*.pkl")) and not list(base.rglob("*.pickle"))
+
+
+def test_metadata_explains_each_asset(pipeline) -> None:
+    instance = pipeline["instance"]
+    raw = latest_metadata(instance, "raw_images")
+    table = pd.read_parquet(pipeline["storage"] / "assets" / "raw_images.parquet")
+    assert "| PTE |" in raw["images_per_class"] and raw["unreadable"] == int((~table["readable"]).sum())
+    assert "unreadable_files" in raw and "unknown_folders" in raw
+    event = instance.get_latest_materialization_event(dg.AssetKey("raw_images"))
+    assert event.asset_materialization.tags["dagster/data_version"] == raw["manifest_digest"]
+    for key, image_key in (
+        ("image_quality", "histograms"),
+        ("outliers", "gallery"),
+        ("outliers", "tsne_dbscan"),
+    ):
+        assert latest_metadata(instance, key)[image_key].startswith("![")
+        assert "data:image/png;base64," in latest_metadata(instance, key)[image_key]
+    assert "train" in latest_metadata(instance, "dataset_splits")["subjects_per_split"]
+    assert "before" in latest_metadata(instance, "balanced_train_set")["counts_before_after"]
+    tuned = latest_metadata(instance, "tuned_hyperparameters", "resnet50")
+    assert tuned["hyperparameters_source"].startswith("config values (tune_trials is 0")
+    trained = latest_metadata(instance, "trained_model", "resnet50")
+    assert trained["epochs_run"] == 2 and 1 <= trained["best_epoch"] <= 2
+    assert trained["weights_origin"] == "random" and "data:image/png;base64," in trained["training_curves"]
+    report = latest_metadata(instance, "evaluation_report", "neuroflux_cnn")
+    assert 0.0 <= report["macro_f1"] <= 1.0 and report["n_test"] > 0
+    assert (
+        "data:image/png;base64," in report["confusion_matrix"]
+        and "data:image/png;base64," in report["roc_curves"]
+    )
+    production = latest_metadata(instance, "production_model")
+    assert production["model"] in MODELS and "macro-F1" in production["why"]
+    assert "resnet50" in production["candidates"] and "neuroflux_cnn" in production["candidates"]
+
+
+def test_load_predictor_reads_the_instance(pipeline, demo_dataset: Path) -> None:
+    kwargs = {"instance": pipeline["instance"], "defs": pipeline["defs"]}
+    image = next(demo_dataset.glob("PTE/*.jpg"))
+    production = load_predictor(**kwargs)
+    prediction = production.predict(image)
+    assert prediction.label in file_dataset_config().class_names
+    assert abs(sum(prediction.probabilities.values()) - 1) < 1e-4
+    assert load_predictor("resnet50", **kwargs).meta.architecture == "resnet50"
+    with dg.instance_for_test() as empty, pytest.raises(LookupError, match="not been materialized"):
+        load_predictor(instance=empty, defs=pipeline["defs"])
+
+
+def test_blocking_check_keeps_a_failing_model_out_of_production(pipeline, demo_dataset, tmp_path) -> None:
+    """macro-F1 >= 1.0 cannot be met: the check fails, production_model does not run, and the promotion
+    rule (re-applied at run time for the other partitions) rejects every candidate too."""
+    storage = tmp_path / "storage"
+    shutil.copytree(pipeline["storage"] / "assets", storage / "assets")
+    defs = tiny_defs(storage)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("full_pipeline").execute_in_process(
+            run_config=tiny_run_config(demo_dataset, storage, min_macro_f1=1.0),
+            instance=instance,
+            partition_key="neuroflux_cnn",
+            asset_selection=MODEL_STAGE_KEYS,
+            raise_on_error=False,
+        )
+        checks = check_results(result)
+        assert checks["evaluation_report:macro_f1_above_threshold"].passed is False
+        assert (
+            "fails the bar" in checks["evaluation_report:macro_f1_above_threshold"].metadata["verdict"].value
+        )
+        assert instance.get_latest_materialization_event(dg.AssetKey("evaluation_report")) is not None
+        assert instance.get_latest_materialization_event(dg.AssetKey("production_model")) is None
+        assert "production_model" not in {e.step_key for e in result.all_events if e.is_step_success}
+    base = storage / "assets"
+    table = compare_models(
+        {m: base / "trained_model" / m for m in MODELS},
+        {m: base / "evaluation_report" / m for m in MODELS},
+        1.0,
+    )
+    assert list(table["model"]) == sorted(MODELS) and not table["passed"].any()
+
+
+def _sensor_tick(data_dir: Path, cursor: str | None):
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"dataset": DatasetResource(data_dir=str(data_dir))}
+    )
+    return new_images(context)
+
+
+def test_new_images_sensor_fires_on_added_changed_or_removed_files(
+    demo_dataset: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(demo_dataset / "IO", data / "IO")
+    baseline = _sensor_tick(data, None)
+    assert not baseline.run_requests and baseline.cursor
+    unchanged = _sensor_tick(data, baseline.cursor)
+    assert isinstance(unchanged, dg.SkipReason) or not unchanged.run_requests
+
+    new_file = data / "IO" / "neuroflux_999_S_9999_MR_new__I1.jpg"
+    shutil.copy(next((data / "IO").glob("*.jpg")), new_file)
+    added = _sensor_tick(data, baseline.cursor)
+    assert [r.partition_key for r in added.run_requests] == ["resnet50", "neuroflux_cnn"]
+    assert added.run_requests[0].asset_selection is None  # whole job first
+    assert added.run_requests[1].asset_selection == MODEL_STAGE_KEYS  # then the model stage only
+    assert added.cursor != baseline.cursor
+
+    new_file.write_bytes(new_file.read_bytes() + b"\0")
+    os.utime(new_file, ns=(1, 1))
+    assert _sensor_tick(data, added.cursor).run_requests  # changed
+    new_file.unlink()
+    assert _sensor_tick(data, added.cursor).run_requests  # removed
+    (data / "IO" / "notes.txt").write_text("not an image")
+    assert not getattr(_sensor_tick(data, baseline.cursor), "run_requests", None)
+
+
+def test_definitions_load_and_validate() -> None:
+    from neuroflux_assets.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(ALL_ASSETS)
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups["raw_images"] == "data_quality" and groups["balanced_train_set"] == "dataset"
+    assert groups["trained_model"] == "modeling" and groups["production_model"] == "deployment"
+    assert graph.get(dg.AssetKey("trained_model")).pools == {"gpu"}
+    assert {job.name for job in defs.jobs} >= {"full_pipeline", "retrain"}
+    assert defs.resolve_schedule_def("weekly_retrain").default_status == dg.DefaultScheduleStatus.STOPPED
+    completed = subprocess.run(
+        [Path(sys.executable).parent / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "DAGSTER_HOME": ""},
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_instance_config_in_dagster_yaml(tmp_path: Path) -> None:
+    from dagster._core.instance.ref import InstanceRef
+
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path), config_dir=str(PROJECT_ROOT)))
+    assert instance.nux_enabled is False and instance.telemetry_enabled is False
+    assert instance.run_monitoring_enabled is True
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_launchpad_fields_are_unset_and_show_the_file_values() -> None:
+    """Every launchpad field defaults to unset (None: the file's or the profile's value applies) and its
+    description shows the file's value."""
+    resource_fields = DatasetResource.model_fields
+    for key, value in file_dataset_config().model_dump().items():
+        shown = list(value) if isinstance(value, tuple) else value
+        assert resource_fields[key].default is None, key
+        assert repr(shown) in resource_fields[key].description, key
+    from neuroflux_assets.settings import MODEL_SETTINGS
+
+    for model in MODELS:
+        file_values = file_model_config(model).model_dump()
+        for key, field in MODEL_SETTINGS[model].model_fields.items():
+            assert field.default is None, (model, key)
+            assert repr(file_values[key]) in field.description, (model, key)
+
+
+def test_a_launchpad_value_is_applied_even_when_it_equals_the_file_value(monkeypatch) -> None:
+    """cpu-demo sets batch_size 32; typing the file's own 16 on the launchpad must give 16."""
+    from neuroflux_assets.settings import MODEL_SETTINGS, typed_values
+    from neuroflux_lib.config import ModelConfig, load_profile, resolve_model
+
+    base = file_model_config("neuroflux_cnn")
+    profile = load_profile("cpu-demo")
+    assert profile.apply_model(base).batch_size == 32 != base.batch_size
+    settings = MODEL_SETTINGS["neuroflux_cnn"](batch_size=base.batch_size)
+    typed = typed_values(settings, ModelConfig.model_fields)
+    assert resolve_model(base, profile, typed).batch_size == base.batch_size
+    assert (
+        resolve_model(
+            base, profile, typed_values(MODEL_SETTINGS["neuroflux_cnn"](), ["batch_size"])
+        ).batch_size
+        == 32
+    )
+
+
+def test_the_profile_comes_from_the_environment_when_used_not_at_import(monkeypatch) -> None:
+    resource = DatasetResource()
+    monkeypatch.setenv("NEUROFLUX_PROFILE", "cpu-demo")
+    assert resource.profile_name == "cpu-demo"
+    monkeypatch.setenv("NEUROFLUX_PROFILE", "full")
+    assert resource.profile_name == "full"
+    assert DatasetResource(profile="none").profile_name == "none"
+
+
+def test_pipeline_prints_the_data_summary_from_the_assets(pipeline) -> None:
+    """`make demo` shows the preprocessing summary built from the materialized data assets."""
+    from neuroflux_assets.pipeline import data_summary
+
+    text = data_summary(pipeline["defs"], pipeline["instance"])
+    for expected in SUMMARY_SECTIONS:
+        assert expected in text
+
+
+def latest_record(instance: dg.DagsterInstance, key: str, partition: str) -> dg.EventLogRecord:
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition]), limit=1
+    ).records[0]
+
+
+def test_every_training_and_evaluation_is_an_offline_wandb_run_linked_both_ways(pipeline) -> None:
+    instance, storage = pipeline["instance"], pipeline["storage"]
+    for model in MODELS:
+        trained = latest_record(instance, "trained_model", model)
+        folder = Path(trained.asset_materialization.metadata["wandb_run"].value)
+        assert folder.is_relative_to(storage / "wandb") and folder.is_dir()
+        run = read_offline_run(folder)
+        assert run.job_type == "train" and run.group == trained.run_id and model in run.tags
+        assert run.config["dagster_run_id"] == trained.run_id  # and back: W&B -> Dagster
+        assert run.config["model_name"] == model and run.config["data_version"]
+        assert run.config["weights_origin"] == "random" and run.config["split_sizes"]["test"] > 0
+        epochs = [row for row in run.history if "epoch" in row]
+        assert [row["epoch"] for row in epochs] == [1, 2]
+        assert {"train_loss", "val_loss", "val_macro_f1", "lr", "train_images_per_s"} <= set(epochs[0])
+        assert run.summary["best_epoch"] in (1, 2)
+
+        report = latest_record(instance, "evaluation_report", model)
+        evaluated = read_offline_run(report.asset_materialization.metadata["wandb_run"].value)
+        assert evaluated.job_type == "evaluate" and evaluated.group == report.run_id
+        macro_f1 = report.asset_materialization.metadata["macro_f1"].value
+        assert evaluated.summary["test_macro_f1"] == pytest.approx(macro_f1)
+        logged = set().union(*evaluated.history)
+        assert "confusion_matrix_table/_type" in logged and "test_predictions/_type" in logged
+        assert "roc_curves/_type" in logged
+
+
+def test_study_resumes_and_use_tuned_trains_with_its_best_values(pipeline, demo_dataset, tmp_path) -> None:
+    storage = tmp_path / "storage"
+    shutil.copytree(pipeline["storage"] / "assets", storage / "assets")
+    defs = tiny_defs(storage)
+    job = defs.resolve_job_def("full_pipeline")
+
+    def run(keys: list[str], **model) -> dg.ExecuteInProcessResult:
+        config = tiny_run_config(demo_dataset, storage)
+        config["ops"]["tuned_hyperparameters"]["config"]["neuroflux_cnn"].update(model)
+        return job.execute_in_process(
+            run_config=config,
+            instance=instance,
+            partition_key="neuroflux_cnn",
+            asset_selection=[dg.AssetKey(k) for k in keys],
+        )
+
+    with dg.instance_for_test() as instance:
+        tuning = {"tune_trials": 2, "tune_epochs": 1, "tune_pruner": "none"}
+        for expected in (2, 4):  # the second materialization resumes the same study
+            run(["tuned_hyperparameters"], **tuning)
+            metadata = latest_metadata(instance, "tuned_hyperparameters", "neuroflux_cnn")
+            assert "| complete | " + str(expected) + " |" in metadata["trials_by_state"]
+            assert metadata["optimization_history"].startswith("![")
+            assert metadata["hyperparameters_source"].startswith("config values (use_tuned is false")
+        study_db = storage / "optuna" / "optuna.db"
+        assert study_db.is_file()
+
+        run(["tuned_hyperparameters"], tune_trials=0, use_tuned=True)  # another trial setup: another study
+        other = latest_metadata(instance, "tuned_hyperparameters", "neuroflux_cnn")["hyperparameters_source"]
+        assert other.startswith("config values (tune_trials is 0 and no study exists")
+
+        run(["tuned_hyperparameters", "trained_model"], tune_trials=0, tune_epochs=1, use_tuned=True)
+        value = json.loads((storage / "assets" / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text())
+        assert value["use_tuned"] and value["study"]["trials"] == {"complete": 4}  # no new trials
+        meta = json.loads((storage / "assets" / "trained_model" / "neuroflux_cnn" / "model.json").read_text())
+        for key, best in value["best_params"].items():
+            assert meta["hyperparameters"][key] == best, key
+        assert meta["hyperparameters"]["conv_channels"] != 4  # the launchpad value lost to the study
+        trained = latest_metadata(instance, "trained_model", "neuroflux_cnn")
+        assert trained["hyperparameters_source"].startswith("tuned: study neuroflux_cnn-32px-")

@@ -1,0 +1,107 @@
+"""Artifacts round-trip exactly, never unpickle, and the predictor needs nothing else."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neuroflux_lib.artifacts import ArtifactError, ArtifactMeta, load_artifact, save_artifact
+from neuroflux_lib.data.imageio import ImageLoadError
+from neuroflux_lib.models import build_model
+from neuroflux_lib.predictor import Predictor
+from tests.factories import blob_image, write_gray
+
+CLASSES = ["PTE", "LO", "EO", "IPTE", "IO"]
+
+
+def saved_cnn(path, image_size: int = 32):
+    torch.manual_seed(0)
+    built = build_model("neuroflux_cnn", 5, {"conv_channels": 4, "dropout": 0.3}, image_size=image_size)
+    meta = ArtifactMeta(
+        architecture="neuroflux_cnn",
+        class_names=CLASSES,
+        image_size=image_size,
+        normalization={"mean": [0.5] * 3, "std": [0.5] * 3},
+        hyperparameters={"conv_channels": 4, "dropout": 0.3},
+        weights_origin=built.weights_origin,
+        data_version="abc",
+        test_metrics={"macro_f1": 0.5},
+    )
+    save_artifact(path, built.model, meta)
+    return built.model.eval()
+
+
+def test_round_trip_gives_identical_logits(tmp_path):
+    original = saved_cnn(tmp_path / "model")
+    loaded, meta = load_artifact(tmp_path / "model")
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(original(x), loaded(x))
+    assert meta.class_names == CLASSES and meta.image_size == 32 and meta.data_version == "abc"
+    sidecar = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert {
+        "architecture",
+        "class_names",
+        "image_size",
+        "normalization",
+        "hyperparameters",
+        "weights_origin",
+        "data_version",
+        "test_metrics",
+        "library_version",
+    } <= set(sidecar)
+
+
+def test_resnet_round_trip(tmp_path):
+    built = build_model("resnet50", 5, {"weights": "random", "hidden_size": 16})
+    meta = ArtifactMeta(
+        "resnet50",
+        CLASSES,
+        64,
+        {"mean": [0.5] * 3, "std": [0.5] * 3},
+        {"hidden_size": 16, "freeze_until": "layer3"},
+        "random",
+    )
+    save_artifact(tmp_path / "r", built.model, meta)
+    loaded, _ = load_artifact(tmp_path / "r")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(built.model.eval()(x), loaded(x))
+
+
+def test_overwrite_is_atomic_and_leaves_no_staging(tmp_path):
+    saved_cnn(tmp_path / "model")
+    saved_cnn(tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_not_an_artifact(tmp_path):
+    with pytest.raises(ArtifactError, match="not a model artifact"):
+        load_artifact(tmp_path)
+
+
+def test_predictor_on_path_array_and_batch(tmp_path):
+    saved_cnn(tmp_path / "model")
+    predictor = Predictor.from_artifact(tmp_path / "model")
+    image = write_gray(tmp_path / "scan.jpg", blob_image(80, seed=3))
+    prediction = predictor.predict(image)
+    assert prediction.label in CLASSES
+    assert list(prediction.probabilities) == CLASSES
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    from_array = predictor.predict(np.asarray(blob_image(80, seed=3)))
+    batch = predictor.predict_batch([image, image])
+    assert batch[0].probabilities == batch[1].probabilities
+    assert from_array.label in CLASSES
+
+
+def test_predictor_bad_image_names_file_and_reason(tmp_path):
+    saved_cnn(tmp_path / "model")
+    predictor = Predictor.from_artifact(tmp_path / "model")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(ImageLoadError, match=r"broken\.jpg"):
+        predictor.predict(bad)
+    with pytest.raises(ImageLoadError, match="empty"):
+        (tmp_path / "empty.png").write_bytes(b"")
+        predictor.predict(tmp_path / "empty.png")

@@ -1,0 +1,140 @@
+"""The decisions the library owns: promotion, hyperparameter choice, URL masking, registry, paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
+from neuroflux_lib.config import ModelConfig, load_model_config, model_config_path
+from neuroflux_lib.evaluation.promotion import choose_production
+from neuroflux_lib.evaluation.report import REPORT_FILES, read_report
+from neuroflux_lib.models import MODEL_NAMES, REGISTRY, build_model, model_hyperparams
+from neuroflux_lib.paths import StoragePaths, config_dir, project_root
+from neuroflux_lib.training.tuning import StudyResult, choose_hyperparameters, safe_url, search_space
+
+
+def tiny_artifact(folder: Path) -> Path:
+    built = build_model("neuroflux_cnn", 5, {"conv_channels": 2}, image_size=32)
+    meta = ArtifactMeta(
+        architecture="neuroflux_cnn",
+        class_names=["PTE", "LO", "EO", "IPTE", "IO"],
+        image_size=32,
+        normalization={"mean": [0.5] * 3, "std": [0.5] * 3},
+        hyperparameters={"conv_channels": 2},
+        weights_origin="random",
+        pretrained=False,
+    )
+    return save_artifact(folder, built.model, meta)
+
+
+def report(folder: Path, macro_f1: float, accuracy: float) -> Path:
+    folder.mkdir(parents=True)
+    (folder / REPORT_FILES["report"]).write_text(
+        json.dumps({"macro_f1": macro_f1, "accuracy": accuracy, "n_test": 20})
+    )
+    return folder
+
+
+def test_promotion_picks_the_best_passing_model_and_says_why(tmp_path):
+    trained = {name: tiny_artifact(tmp_path / f"m-{name}") for name in ("a", "b", "c")}
+    reports = {
+        "a": report(tmp_path / "r-a", 0.6, 0.7),
+        "b": report(tmp_path / "r-b", 0.8, 0.8),
+        "c": report(tmp_path / "r-c", 0.3, 0.9),
+    }
+    chosen = choose_production(trained, reports, min_macro_f1=0.5)
+    assert chosen.model == "b" and "0.800" in chosen.why
+    assert set(chosen.others["model"]) == {"a", "c"}
+    assert not chosen.candidates.set_index("model").loc["c", "passed"]
+
+    nothing = choose_production(trained, reports, min_macro_f1=0.9)
+    assert nothing.model is None and "nothing promoted" in nothing.why
+
+
+def test_a_broken_artifact_is_never_promoted(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    chosen = choose_production({"a": broken}, {"a": report(tmp_path / "r", 0.9, 0.9)}, 0.5)
+    assert chosen.model is None
+    assert "does not load" in chosen.candidates.loc[0, "why"]
+
+
+def test_read_report_names_a_folder_that_is_not_a_report(tmp_path):
+    with pytest.raises(ValueError, match="not an evaluation report"):
+        read_report(tmp_path)
+
+
+def study(best_params: dict) -> StudyResult:
+    return StudyResult(
+        name="s",
+        storage="sqlite:///x",
+        best_value=0.4 if best_params else None,
+        best_trial=3 if best_params else None,
+        best_params=best_params,
+        counts={},
+        trials=pd.DataFrame(),
+        seconds=0.0,
+    )
+
+
+def test_tuned_values_are_used_only_when_asked_and_available():
+    base = load_model_config(model_config_path("neuroflux_cnn"))
+    best = {"learning_rate": 3e-4, "batch_size": 64, "num_epochs": 999}
+    asked = base.model_copy(update={"use_tuned": True})
+    chosen = choose_hyperparameters(asked, study(best))
+    assert chosen.tuned and chosen.config.learning_rate == 3e-4 and chosen.config.batch_size == 64
+    assert chosen.config.num_epochs == base.num_epochs  # not a searched key
+    assert not choose_hyperparameters(base, study(best)).tuned
+    assert "use_tuned is false" in choose_hyperparameters(base, study(best)).source
+    assert "no completed trial" in choose_hyperparameters(asked, study({})).source
+    assert "no study exists" in choose_hyperparameters(asked, None).source
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://user:secret@db:5432/optuna", "postgresql://user:***@db:5432/optuna"),
+        ("postgresql+psycopg2://u:p%40ss@h/db", "postgresql+psycopg2://u:***@h/db"),
+        ("sqlite:////tmp/optuna.db", "sqlite:////tmp/optuna.db"),
+    ],
+)
+def test_storage_urls_are_masked(url, shown):
+    assert safe_url(url) == shown
+
+
+def test_each_registry_entry_is_a_whole_model():
+    """Builder, config file, keys and search space: everything the platform needs, in one entry."""
+    for name in MODEL_NAMES:
+        spec = REGISTRY[name]
+        config = load_model_config(model_config_path(name))
+        assert config.model_name == name
+        kwargs = model_hyperparams(name, config.model_dump())
+        assert set(kwargs) <= set(spec.defaults)
+        assert {"learning_rate", "batch_size", *spec.search_space} <= set(search_space(name))
+    assert model_hyperparams("resnet50", {"pretrained": False, "lr": 1})["weights"] == "random"
+
+
+def test_unknown_model_names_are_config_errors():
+    from neuroflux_lib.config import parse_config
+    from neuroflux_lib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="valid names: resnet50, neuroflux_cnn"):
+        parse_config(ModelConfig, {"model_name": "resnet5"})
+
+
+def test_the_original_config_file_names_map_to_the_registry_files():
+    assert load_model_config("configs/resnet50_config.json").model_name == "resnet50"
+    assert load_model_config(Path("elsewhere") / "neuroflux_config.json").model_name == "neuroflux_cnn"
+
+
+def test_paths_follow_the_environment_when_asked(monkeypatch, tmp_path):
+    assert (project_root() / "configs" / "dataset_config.json").is_file()
+    monkeypatch.setenv("NEUROFLUX_ROOT", str(tmp_path))
+    assert config_dir() == tmp_path / "configs"
+    storage = StoragePaths(tmp_path / "storage")
+    assert storage.assets == tmp_path / "storage" / "assets"
+    assert storage.work("run1", "x").parent.is_dir()
