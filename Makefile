@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export DAGSTER_HOME := $(CURDIR)/storage
 DATA_DIR ?= data
 DEMO_SCALE ?= 1.0
+DEMO_SEED ?= 0
 # Dagster: the profile the UI and `make demo` runs default to (configs/profiles/<name>.json).
 NEUROFLUX_PROFILE ?= cpu-demo
 DAGSTER_PORT ?= 3000
@@ -27,7 +28,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo-data: install
 	@if [ -z "$$(find $(DATA_DIR) -mindepth 2 -type f 2>/dev/null | head -1)" ]; then \
-		$(BIN)/neuroflux demo-data --out $(DATA_DIR) --scale $(DEMO_SCALE) --seed 0; \
+		$(BIN)/neuroflux demo-data --out $(DATA_DIR) --scale $(DEMO_SCALE) --seed $(DEMO_SEED); \
 	else echo "$(DATA_DIR)/ already holds images: using them (empty it to regenerate the demo set)"; fi
 
 # The main job: every asset materialized through Dagster (runs, metadata and checks then show in
@@ -60,6 +61,7 @@ format: install
 bench: install
 	$(BIN)/python benchmarks/bench_quality.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_baselines.py
 	$(BIN)/python benchmarks/bench_gpu.py
 
 lock:  ## regenerate requirements.lock from the current .venv (after changing dependencies)

@@ -50,10 +50,6 @@ from neuroflux_lib.config import (
 from neuroflux_lib.errors import NeurofluxError, NotMaterializedError
 from neuroflux_lib.paths import StoragePaths
 
-DATA_KEYS = [
-    dg.AssetKey(name)
-    for name in ("raw_images", "image_quality", "outliers", "dataset_splits", "balanced_train_set")
-]
 MODEL_KEYS = [dg.AssetKey(name) for name in ("tuned_hyperparameters", "trained_model", "evaluation_report")]
 DEFAULT_DATASET_CONFIG = "configs/dataset_config.json"
 DEFAULT_MODEL_CONFIG = "configs/models/neuroflux_cnn.json"
@@ -153,12 +149,15 @@ def materialize(
     resume: bool = False,
     storage: str | None = None,
     workers: int = 1,
+    evaluation: dict[str, Any] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of `full_pipeline` limited to `keys` (the model's partition if any)."""
     job = session.defs.resolve_job_def("full_pipeline")
     config = run_config(session.dataset, session.model, resume)
     with storage_url_in_env(storage) as storage_config:
         config["resources"]["tuning"] = {"config": {"workers": workers, **storage_config}}
+        if evaluation:
+            config.setdefault("ops", {})["evaluation_report"] = {"config": evaluation}
         return job.execute_in_process(
             run_config=config,
             instance=session.instance,
@@ -177,23 +176,49 @@ def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     return lines
 
 
-def report_run(result: dg.ExecuteInProcessResult, session: Session) -> int:
-    """Print where the run is and what went wrong; 1 when a step failed.
+def user_error_names() -> set[str]:
+    """Class names of the project's own errors (a step failure carries the name, not the class)."""
+    pending, names = [NeurofluxError], set()
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names
 
-    A failed check is reported but is not an error of the command: the asset was materialized, and a
-    blocking check already keeps a failing model from becoming `production_model`.
-    """
+
+def report_run(result: dg.ExecuteInProcessResult, session: Session) -> int:
+    """Print where the run is and what went wrong. 0: every step ran (a model that does not beat its
+    baselines is a warning, not an error); 2: a blocking check stopped the graph or a step raised one
+    of the project's own errors (bad data, config, image, artifact: something the user can fix);
+    1: any other step failure."""
     print(f"Dagster run {result.run_id} in {session.instance.root_directory} (see it with `make dev`)")
     for line in failed_checks(result):
         print(f"check failed: {line}", file=sys.stderr)
-    status = 0
+    status, user_errors = 0, user_error_names()
     for event in result.all_events:
-        error = event.step_failure_data.error if event.is_step_failure and event.step_failure_data else None
-        if event.is_step_failure and not (error and error.cls_name == "DagsterAssetCheckFailedError"):
-            message = error.message.strip() if error else "see the run log"
-            print(f"step {event.step_key} failed: {message}", file=sys.stderr)
-            status = 1
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error if event.step_failure_data else None
+        if error and error.cls_name == "DagsterAssetCheckFailedError":
+            print(f"step {event.step_key} stopped by a blocking check (above)", file=sys.stderr)
+            status = max(status, 2)
+            continue
+        chain = []  # Dagster wraps the asset's exception: look through the causes
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        user = next((e for e in chain if e.cls_name in user_errors), None)
+        message = (user or (chain[-1] if chain else None)).message.strip() if chain else "see the run log"
+        print(f"step {event.step_key} failed: {message}", file=sys.stderr)
+        status = 2 if user is not None and status != 1 else 1
     return status
+
+
+def data_keys(session: Session) -> list[dg.AssetKey]:
+    """The data assets and the baselines, as the job's `data_stage` selection resolves them."""
+    from neuroflux_assets.jobs import data_stage
+
+    return sorted(data_stage.resolve(session.defs.resolve_asset_graph()), key=lambda k: k.to_user_string())
 
 
 def _materialized(session: Session, key: dg.AssetKey, partition: str | None = None) -> bool:
@@ -204,10 +229,11 @@ def _materialized(session: Session, key: dg.AssetKey, partition: str | None = No
 
 def _data_then(session: Session, keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
     """`keys`, preceded by the data assets when those were never materialized in this instance."""
-    if all(_materialized(session, key) for key in DATA_KEYS):
+    data = data_keys(session)
+    if all(_materialized(session, key) for key in data):
         return keys
     print("The data assets have not been materialized yet: preprocessing first")
-    return DATA_KEYS + keys
+    return data + keys
 
 
 def print_report(name: str, report: dict, what: str) -> None:
@@ -226,13 +252,13 @@ def print_predictions(predictions: Sequence, as_json: bool = False) -> None:
 
 
 def _print_evaluation(session: Session) -> None:
-    from neuroflux_lib.evaluation.report import read_report
+    from neuroflux_assets.pipeline import evaluation_summary
 
     name = session.model.model_name
-    report_dir = Path(
-        session.defs.load_asset_value("evaluation_report", partition_key=name, instance=session.instance)
+    report_dir = session.defs.load_asset_value(
+        "evaluation_report", partition_key=name, instance=session.instance
     )
-    print_report(name, read_report(report_dir), "best checkpoint")
+    print(evaluation_summary(session.defs, session.instance, name))
     print(f"Report and plots: {report_dir}/")
 
 
@@ -243,7 +269,7 @@ def _preprocess(args: argparse.Namespace) -> int:
     from neuroflux_assets.pipeline import data_summary
 
     session = open_session(args)
-    status = report_run(materialize(session, DATA_KEYS), session)
+    status = report_run(materialize(session, data_keys(session)), session)
     if status == 0:
         print(data_summary(session.defs, session.instance, session.dataset))
         print(f"Asset values in {session.storage.assets}/")
@@ -280,15 +306,33 @@ def _load_splits(session: Session) -> pd.DataFrame:
     return session.defs.load_asset_value(key, instance=session.instance)
 
 
-def _evaluate_folder(session: Session, artifact: Path) -> int:
+def _reference_baselines(session: Session):
+    """The `baselines` asset of the current splits, when it exists (the comparison needs it)."""
+    from neuroflux_lib.evaluation.reference import baselines_of
+
+    if not _materialized(session, dg.AssetKey("baselines")):
+        return None
+    return baselines_of(session.defs.load_asset_value("baselines", instance=session.instance))
+
+
+def _evaluate_folder(session: Session, artifact: Path, allow_other_data: bool) -> int:
     """Any model folder on the current test split, with the library; the report goes to storage."""
+    from neuroflux_lib.evaluation.comparison import comparison_text
     from neuroflux_lib.training.steps import evaluate_artifact
 
     out = session.storage.report(artifact.resolve().name)
     evaluation = evaluate_artifact(
-        artifact, session.dataset, _load_splits(session), out, record_metrics=False
+        artifact,
+        session.dataset,
+        _load_splits(session),
+        out,
+        baselines=_reference_baselines(session),
+        allow_other_data=allow_other_data,
+        record_metrics=False,
     )
     print_report(artifact.name, evaluation.report, f"model folder {artifact}")
+    if "comparison" in evaluation.report:
+        print(comparison_text(evaluation.report["comparison"], artifact.name))
     print(f"Report and plots: {out}/")
     return 0
 
@@ -296,13 +340,15 @@ def _evaluate_folder(session: Session, artifact: Path) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     session = open_session(args)
     if args.artifact:  # a folder that is not an asset
-        return _evaluate_folder(session, Path(args.artifact))
+        return _evaluate_folder(session, Path(args.artifact), args.allow_other_data)
     name = session.model.model_name
     if not _materialized(session, dg.AssetKey("trained_model"), name):
         raise NotMaterializedError(
             f"trained_model[{name}] has not been materialized: run `neuroflux train` first"
         )
-    status = report_run(materialize(session, [dg.AssetKey("evaluation_report")]), session)
+    evaluation = {"allow_other_data": args.allow_other_data}
+    result = materialize(session, [dg.AssetKey("evaluation_report")], evaluation=evaluation)
+    status = report_run(result, session)
     if status == 0:
         _print_evaluation(session)
     return status
@@ -395,6 +441,7 @@ def _demo_data(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         workers=args.workers,
         progress=True,
+        confound=args.confound,
     )
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     print(
@@ -452,6 +499,11 @@ def build() -> argparse.ArgumentParser:
     train.add_argument("--storage", default=None, help=STORAGE_HELP)
     evaluate = command("evaluate", "evaluate the saved model on the test split", _evaluate)
     evaluate.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
+    evaluate.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="evaluate a model trained on other splits anyway (its report says: test set not held out)",
+    )
     predict = command("predict", "classify images with a saved model (no dataset needed)", _predict)
     predict.add_argument("--image_path", nargs="+", required=True)
     predict.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
@@ -477,6 +529,13 @@ def build() -> argparse.ArgumentParser:
     demo.add_argument("--difficulty", type=float, default=1.0, help="higher = subtler class signal")
     demo.add_argument("--image-size", type=int, default=256)
     demo.add_argument("--workers", type=int, default=None)
+    demo.add_argument(
+        "--confound",
+        type=float,
+        default=1.0,
+        help="how strongly scan year, sequence and site in the file names depend on the class "
+        "(1 = like the real data, 0 = independent)",
+    )
     demo.set_defaults(func=_demo_data)
 
     imp = sub.add_parser("import-checkpoint", help="convert an original-project .pth into an artifact")

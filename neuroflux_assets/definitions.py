@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from neuroflux_assets.asset_checks import ALL_CHECKS
-from neuroflux_assets.assets import data_quality, dataset, deployment, modeling
+from neuroflux_assets.assets import data_quality, dataset, deployment, evaluation, modeling
 from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
 from neuroflux_assets.jobs import full_pipeline, retrain
 from neuroflux_assets.resources import (
@@ -44,7 +44,7 @@ def default_resources() -> dict[str, Any]:
 def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The project's definitions; `resources` replaces some (tests point storage at a temp folder)."""
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([data_quality, dataset, modeling, deployment]),
+        assets=dg.load_assets_from_modules([data_quality, dataset, evaluation, modeling, deployment]),
         asset_checks=ALL_CHECKS,
         jobs=[full_pipeline, retrain],
         schedules=[weekly_retrain_schedule()],

@@ -13,6 +13,8 @@ from neuroflux_assets.partitions import model_partitions  # noqa: F401 (run requ
 PIPELINE_TAG = {"neuroflux/pipeline": "run"}
 
 model_stage = dg.AssetSelection.assets("tuned_hyperparameters").downstream()
+# What `neuroflux preprocess` materializes: the data stages and the baselines of the splits they make.
+data_stage = dg.AssetSelection.groups("data_quality", "dataset") | dg.AssetSelection.assets("baselines")
 retrain_selection = dg.AssetSelection.assets("dataset_splits").downstream()
 
 full_pipeline = dg.define_asset_job(
@@ -33,6 +35,7 @@ MODEL_STAGE_KEYS = [
     dg.AssetKey("tuned_hyperparameters"),
     dg.AssetKey("trained_model"),
     dg.AssetKey("evaluation_report"),
+    dg.AssetKey("cross_validation"),
     dg.AssetKey("production_model"),
 ]
 

@@ -14,11 +14,14 @@ from typing import Any
 
 import dagster as dg
 
+from neuroflux_assets.api import has_materialization
 from neuroflux_assets.jobs import MODEL_STAGE_KEYS
 from neuroflux_assets.partitions import model_partitions
 from neuroflux_lib.config import DatasetConfig
-from neuroflux_lib.errors import NotMaterializedError
-from neuroflux_lib.evaluation.report import read_report_text
+from neuroflux_lib.evaluation.comparison import comparison_text
+from neuroflux_lib.evaluation.confound import confound_text
+from neuroflux_lib.evaluation.intervals import Interval
+from neuroflux_lib.evaluation.report import read_report, read_report_text
 
 DATA_SUMMARY_KEYS = ("raw_images", "outliers", "dataset_splits", "balanced_train_set")
 
@@ -90,8 +93,44 @@ def tracking_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     return "\n" + "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def evaluation_summary(defs: dg.Definitions, instance: dg.DagsterInstance, partition: str) -> str:
+    """The model's test report, then model vs baselines with intervals, the verdict and the confound
+    warning: what a person must read before believing the numbers."""
+    report_dir = Path(defs.load_asset_value("evaluation_report", partition_key=partition, instance=instance))
+    report = read_report(report_dir)
+    lines = [f"{partition} on the test set ({report['n_test']} images):", read_report_text(report_dir)]
+    if "comparison" in report:
+        lines.append(comparison_text(report["comparison"], partition))
+    subject = report.get("subject_level")
+    if subject:
+        lines.append(
+            f"subject level ({subject['n_subjects']} subjects): macro-F1 {Interval(**subject['macro_f1'])}"
+        )
+    if report.get("confound", {}).get("scores"):
+        lines.append(confound_text(report["confound"]))
+    if report.get("confound_warning"):
+        lines.append(f"WARNING: {report['confound_warning']}")
+    return "\n".join(lines)
+
+
+def promotion_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
+    """The latest promotion decision: the production model's report, or why nothing was promoted."""
     from neuroflux_assets.api import production_report
+
+    key = dg.AssetKey("production_model")
+    observed = instance.fetch_observations(key, limit=1).records
+    promoted = instance.fetch_materializations(key, limit=1).records
+    if observed and (not promoted or observed[0].timestamp > promoted[0].timestamp):
+        why = observed[0].asset_observation.metadata["why"].value
+        kept = " (the previous production model stays)" if promoted else ""
+        return f"No model promoted{kept}: {why}"
+    if not promoted:
+        return "No model promoted: no run reached production_model"
+    return production_report(instance=instance, defs=defs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when every step ran, promoted or not (blocked is a normal outcome); 1 when a step failed."""
     from neuroflux_assets.definitions import defs
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -103,25 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {result.run_id} ({partition}): {'succeeded' if result.success else 'FAILED'}")
     print(data_summary(defs, instance))
     for partition in model_partitions.get_partition_keys():
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("evaluation_report"), asset_partitions=[partition]),
-            limit=1,
-        ).records
-        if records:
-            metadata = records[0].asset_materialization.metadata
-            report_dir = Path(
-                defs.load_asset_value("evaluation_report", partition_key=partition, instance=instance)
-            )
-            print(f"\n{partition}: test macro-F1 {metadata['macro_f1'].value:.3f}")
-            print(read_report_text(report_dir))
+        if has_materialization(instance, dg.AssetKey("evaluation_report"), partition):
+            print("\n" + evaluation_summary(defs, instance, partition))
     print(tracking_summary(defs, instance))
-    try:
-        print(production_report(instance=instance))
-    except NotMaterializedError as error:
-        # A blocked promotion is a legitimate outcome, but the demo's promise is a production model.
-        print(f"no production model (no model passed the macro-F1 bar, or no run got that far): {error}")
-        return 1
-    return 0
+    print("\n" + promotion_summary(defs, instance))
+    return 0 if all(result.success for result in results) else 1
 
 
 if __name__ == "__main__":

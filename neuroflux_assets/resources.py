@@ -21,13 +21,13 @@ from neuroflux_lib.config import (
     resolve_dataset,
     with_overrides,
 )
+from neuroflux_lib.evaluation.promotion import Gate
 from neuroflux_lib.paths import StoragePaths, project_root
 from neuroflux_lib.tracking import TrackedRun, TrackingSettings, start_run
 from neuroflux_lib.training.tuning import default_storage_url
 
 PROFILE_ENV = "NEUROFLUX_PROFILE"
 TRACKING_ENV = "NEUROFLUX_TRACKING"
-MIN_MACRO_F1_ENV = "NEUROFLUX_MIN_MACRO_F1"
 TRACKING_MODES = ("auto", "offline", "online", "disabled")
 
 
@@ -165,21 +165,24 @@ class TuningResource(dg.ConfigurableResource):
 
 
 class ThresholdsResource(dg.ConfigurableResource):
-    """Pass marks of the asset checks; `production_model` re-applies `min_macro_f1` when it promotes."""
+    """Pass marks of the asset checks; `production_model` re-applies the gate when it promotes."""
 
-    min_macro_f1: float | None = Field(
-        default=None,
-        ge=0.0,
+    min_gain: float = Field(
+        default=0.0,
+        ge=-1.0,
         le=1.0,
-        description=f"test macro-F1 a model needs to pass its check; unset = ${MIN_MACRO_F1_ENV}, else 0.5",
+        description=(
+            "the chosen model is promoted only when the lower end of its paired 95% interval of test "
+            "macro-F1 minus the best baseline's is above this"
+        ),
+    )
+    min_macro_f1: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="optional absolute floor on test macro-F1 (unset = off)"
     )
 
-    def quality_bar(self) -> float:
-        if self.min_macro_f1 is not None:
-            return self.min_macro_f1
-        return float(os.environ.get(MIN_MACRO_F1_ENV) or 0.5)
+    def gate(self) -> Gate:
+        return Gate(min_gain=self.min_gain, min_macro_f1=self.min_macro_f1)
 
-    min_images_per_class: int = Field(default=5, ge=0, description="readable images each class needs")
     max_unreadable_fraction: float = Field(default=0.05, ge=0.0, le=1.0, description="of all image files")
     balance_tolerance: float = Field(
         default=0.0, ge=0.0, description="allowed (max - min) / max of the balanced class counts"

@@ -36,6 +36,7 @@ class ArtifactMeta:
     weights_origin: str
     pretrained: bool = False
     data_version: str | None = None
+    config_digest: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     test_metrics: dict[str, Any] = field(default_factory=dict)
     library_version: str = neuroflux_lib.__version__

@@ -18,6 +18,10 @@ from neuroflux_lib.errors import ConfigError
 
 DEFAULT_CLASS_NAMES: tuple[str, ...] = ("PTE", "LO", "EO", "IPTE", "IO")
 DEFAULT_SUBJECT_REGEX = r"\d{3}_S_\d{4}"
+#: Acquisition fields in file names (named groups become features of the metadata baseline and rows of
+#: the confound report). Parses every real name, e.g. `..._002_S_1155_MR_Axial_T2-Star__br_raw_2015...`,
+#: `..._MR_AX_T2_STAR_br_raw_...`, `..._MR_Axial_T2_STAR__raw_...` and `..._MR__br_raw_...` (no sequence).
+DEFAULT_METADATA_REGEX = r"(?P<site>\d{3})_S_\d{4}_MR_(?P<sequence>.*?)_+(?:br_)?raw_(?P<year>\d{4})"
 
 
 class StrictModel(BaseModel):
@@ -34,8 +38,23 @@ class DatasetConfig(StrictModel):
     random_seed: int = 42
     class_names: tuple[str, ...] = DEFAULT_CLASS_NAMES
     subject_regex: str = DEFAULT_SUBJECT_REGEX
+    subject_from: Literal["auto", "filename", "folder"] = Field(
+        "auto",
+        description="where subject_regex is searched: auto = file name, then the folders under the class "
+        "folder (nearest first); filename or folder = only there",
+    )
+    max_no_subject_fraction: float = Field(
+        0.05, ge=0, le=1, description="share of files without a subject id above which raw_images fails"
+    )
+    min_images_per_class: int = Field(
+        10, ge=1, description="usable images each class needs in total; every class also needs each split"
+    )
+    metadata_regex: str = DEFAULT_METADATA_REGEX
     outlier_rule: Literal["robust", "zscore"] = "robust"
     outlier_threshold: float = Field(3.5, gt=0)
+    outlier_action: Literal["keep", "exclude"] = Field(
+        "keep", description="statistical outliers: keep = report only; exclude = leave out of the splits"
+    )
     dedup_max_distance: int = Field(6, ge=0, le=256)
     balance_target: int | None = Field(None, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
@@ -136,6 +155,9 @@ class ModelConfig(StrictModel):
     tune_epochs: int = Field(10, gt=0, description="epochs per trial")
     tune_pruner: Literal["median", "hyperband", "none"] = "median"
     tune_startup_trials: int = Field(5, ge=0, description="trials completed before pruning starts")
+    cv_folds: int = Field(
+        0, ge=0, description="subject-grouped folds of the cross_validation asset over train+val (0 = off)"
+    )
 
     @field_validator("model_name")
     @classmethod

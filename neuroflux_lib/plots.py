@@ -156,3 +156,43 @@ def training_curves_png(
             ax.axvline(best, color="grey", linestyle=":", linewidth=1)
     fig.suptitle(title or f"Training curves (best epoch {best})")
     return figure_png(fig)
+
+
+def reliability_png(calibration: dict, title: str = "") -> bytes:
+    """Accuracy vs confidence per bin (the diagonal is perfect calibration), bin counts underneath."""
+    edges = np.asarray(calibration["edges"])
+    centres = (edges[:-1] + edges[1:]) / 2
+    width = edges[1] - edges[0]
+    accuracy = np.array([np.nan if a is None else a for a in calibration["accuracy"]], dtype=float)
+    confidence = np.array([np.nan if c is None else c for c in calibration["confidence"]], dtype=float)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=[3, 1], sharex=True)
+    top.bar(centres, np.nan_to_num(accuracy), width=width * 0.9, label="accuracy", color="#4c72b0")
+    top.plot(confidence, accuracy, "o", color="#dd8452", label="mean confidence")
+    top.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfectly calibrated")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left")
+    top.set_title(title or f"Reliability diagram (ECE {calibration['ece']:.3f})")
+    bottom.bar(centres, calibration["count"], width=width * 0.9, color="#8c8c8c")
+    bottom.set_xlabel("confidence of the predicted class")
+    bottom.set_ylabel("images")
+    bottom.set_xlim(0, 1)
+    return figure_png(fig)
+
+
+def intervals_png(rows: pd.DataFrame, title: str = "", chance: float | None = None) -> bytes:
+    """A point per predictor with its 95% interval (columns `name`, `estimate`, `low`, `high`)."""
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.5))
+    y = np.arange(len(rows))
+    errors = np.vstack([rows["estimate"] - rows["low"], rows["high"] - rows["estimate"]])
+    ax.errorbar(rows["estimate"], y, xerr=errors, fmt="o", capsize=4, color="#4c72b0")
+    if chance is not None:
+        ax.axvline(chance, color="grey", linestyle=":", label=f"chance {chance:.2f}")
+        ax.legend(loc="lower right")
+    ax.set_yticks(y, rows["name"])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test macro-F1 (95% subject-bootstrap interval)")
+    ax.set_title(title or "Model vs baselines")
+    fig.tight_layout()
+    return figure_png(fig)

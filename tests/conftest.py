@@ -42,7 +42,13 @@ def prepared(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     storage = tmp_path_factory.mktemp("prepared")
     dataset = with_overrides(
         load_config(DatasetConfig, Path(__file__).resolve().parents[1] / "configs" / "dataset_config.json"),
-        {"data_dir": str(demo_dataset), "storage_dir": str(storage), "image_size": 32, "num_workers": 1},
+        {
+            "data_dir": str(demo_dataset),
+            "storage_dir": str(storage),
+            "image_size": 32,
+            "num_workers": 1,
+            "min_images_per_class": 3,
+        },
     )
     result = run_preprocess(dataset)
     return dataset, result.balanced, result.splits

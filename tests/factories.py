@@ -10,7 +10,9 @@ from PIL import Image
 # What the preprocessing summary shows, whether printed by the CLI or built from the Dagster assets.
 SUMMARY_SECTIONS = (
     "Images per class",
+    "Subject ids",
     "Unreadable files",
+    "Broken images",
     "Outliers",
     "Split sizes",
     "augmented images added",
@@ -31,3 +33,22 @@ def blob_image(size: int = 48, seed: int = 0, radius: float = 12.0) -> np.ndarra
     disc = 150.0 * (((xx - cx) ** 2 + (yy - cy) ** 2) < radius**2)
     texture = 40 * np.sin(xx / rng.uniform(2, 6)) * np.cos(yy / rng.uniform(2, 6))
     return np.clip(disc + texture * (disc > 0) + rng.normal(0, 8, (size, size)) + 10, 0, 255).astype(np.uint8)
+
+
+def bright_image(size: int = 48, seed: int = 0) -> np.ndarray:
+    """Another protocol, legitimately: brighter, larger disc, no background (not saturated)."""
+    return np.clip(blob_image(size, seed=seed, radius=19) * 1.1 + 25, 0, 255).astype(np.uint8)
+
+
+def broken_images(size: int = 48, seed: int = 0) -> dict[str, np.ndarray]:
+    """One image per broken-image rule, keyed by the rule that must catch it."""
+    rng = np.random.default_rng(seed)
+    saturated = blob_image(size, seed=seed, radius=size / 3)
+    saturated[saturated > 60] = 255
+    return {
+        "constant": np.full((size, size), 128, np.uint8),
+        "near_blank": np.clip(rng.normal(3.0, 1.5, (size, size)), 0, 255).astype(np.uint8),
+        "noise": rng.integers(0, 256, (size, size), dtype=np.uint8),
+        "saturated": saturated,
+        "tiny": blob_image(16, seed=seed, radius=5),
+    }

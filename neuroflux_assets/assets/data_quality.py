@@ -6,7 +6,8 @@ import pandas as pd
 from neuroflux_assets import metadata as md
 from neuroflux_assets.metadata import table_asset
 from neuroflux_assets.resources import DatasetResource
-from neuroflux_lib.data.outliers import embed_statistics
+from neuroflux_lib.data.discovery import NO_SUBJECT
+from neuroflux_lib.data.outliers import embed_statistics, flags_per_class
 from neuroflux_lib.data.pipeline import detect_outliers, scan_images
 from neuroflux_lib.data.quality import STAT_COLUMNS
 from neuroflux_lib.plots import embedding_scatter, image_gallery, quality_histograms
@@ -16,6 +17,7 @@ MANIFEST_COLUMNS = [
     "path",
     "class_name",
     "subject_id",
+    "subject_source",
     "size_bytes",
     "sha256",
     "readable",
@@ -28,6 +30,8 @@ QUALITY_COLUMNS = [
     "subject_id",
     "sha256",
     "readable",
+    "height",
+    "width",
     "dhash",
     "dup_group",
     *STAT_COLUMNS,
@@ -50,8 +54,13 @@ def raw_images(context: dg.AssetExecutionContext, dataset: DatasetResource) -> d
     counts = counts.reindex(names, fill_value=0).astype(int)
     counts.loc["total"] = counts.sum()
     bad = images.loc[~images["readable"].astype(bool)]
+    no_subject = images.loc[images["subject_source"] == NO_SUBJECT]
+    sources = images["subject_source"].value_counts().rename("files").rename_axis("subject id from")
     version = md.digest(images, ["path", "sha256"])
-    context.log.info(f"{len(images)} images, {len(bad)} unreadable, manifest digest {version}")
+    context.log.info(
+        f"{len(images)} images, {len(bad)} unreadable, {len(no_subject)} without a subject id, "
+        f"manifest digest {version}"
+    )
     return dg.Output(
         images,
         data_version=dg.DataVersion(version),
@@ -63,6 +72,11 @@ def raw_images(context: dg.AssetExecutionContext, dataset: DatasetResource) -> d
             "unreadable": len(bad),
             "unreadable_files": md.bullet_list(
                 f"`{r.path}`: {r.reason} [{r.status}]" for r in bad.itertuples()
+            ),
+            "subject_ids_from": md.table(sources.to_frame()),
+            "files_without_subject_id": len(no_subject),
+            "files_without_subject_id_examples": md.bullet_list(
+                f"`{p}`" for p in no_subject["path"].head(10)
             ),
             "unknown_folders": md.bullet_list(discovery.unknown_folders),
             "missing_classes": md.bullet_list(discovery.missing_classes),
@@ -92,23 +106,40 @@ def image_quality(dataset: DatasetResource, raw_images: pd.DataFrame) -> dg.Outp
 
 @table_asset(GROUP, "sklearn")
 def outliers(dataset: DatasetResource, image_quality: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Images whose statistics are extreme, each with the statistic, direction and z-score that flagged it."""
+    """Broken images (fixed rules, always excluded) and statistical outliers (reported with the statistic,
+    direction and z-score that flagged them; kept unless `outlier_action` is "exclude"), one row each."""
     config = dataset.dataset_config()
     found, _reasons = detect_outliers(image_quality, config)
     indexed = image_quality.set_index("path")
     embedding = embed_statistics(indexed, seed=config.random_seed)
-    per_class = found.groupby("class_name").size().reindex(list(config.class_names), fill_value=0)
-    gallery = found.assign(caption=found["class_name"] + ": " + found["reasons"])
-    title = f"{len(found)} outliers ({config.outlier_rule} rule, threshold {config.outlier_threshold})"
-    scatter = embedding_scatter(embedding, indexed["class_name"], found["path"].tolist(), config.class_names)
+    broken, flagged = found.loc[found["kind"] == "broken"], found.loc[found["kind"] == "outlier"]
+    rule = f"{config.outlier_rule}, threshold {config.outlier_threshold}"
+    title = (
+        f"{len(flagged)} outliers ({rule}; {'excluded' if config.outlier_action == 'exclude' else 'kept'})"
+    )
+    scatter = embedding_scatter(
+        embedding, indexed["class_name"], flagged["path"].tolist(), config.class_names
+    )
+
+    def gallery(table: pd.DataFrame, heading: str) -> dg.MetadataValue:
+        captioned = table.assign(caption=table["class_name"] + ": " + table["reasons"])
+        return md.image(image_gallery(captioned, heading), heading)
+
     return dg.Output(
         found,
         metadata={
             "dagster/row_count": len(found),
-            "rule": f"{config.outlier_rule}, threshold {config.outlier_threshold}",
-            "outliers_per_class": md.table(per_class.rename("outliers").to_frame().rename_axis("class")),
-            "gallery": md.image(image_gallery(gallery, title), "outlier gallery"),
+            "broken_excluded": len(broken),
+            "outliers": len(flagged),
+            "outlier_action": config.outlier_action,
+            "rule": rule,
+            "per_class": md.table(flags_per_class(found, image_quality, config.class_names)),
+            "gallery": gallery(flagged, title),
+            "broken_gallery": gallery(broken, f"{len(broken)} broken images (excluded)"),
             "tsne_dbscan": md.image(scatter, "t-SNE of quality statistics with DBSCAN clusters"),
-            "examples": md.table(found[["path", "class_name", "reasons"]].head(20), index=False),
+            "broken_images": md.table(broken[["path", "class_name", "reasons"]], index=False),
+            "examples": md.table(
+                flagged[["path", "class_name", "excluded", "reasons"]].head(20), index=False
+            ),
         },
     )

@@ -7,6 +7,7 @@ from neuroflux_assets import metadata as md
 from neuroflux_assets.metadata import table_asset
 from neuroflux_assets.resources import DatasetResource
 from neuroflux_lib.data.balancing import class_balance
+from neuroflux_lib.data.outliers import excluded_paths
 from neuroflux_lib.data.pipeline import balance_dataset, split_dataset
 from neuroflux_lib.data.splits import SPLITS, split_counts
 from neuroflux_lib.paths import StoragePaths
@@ -18,9 +19,12 @@ GROUP = "dataset"
 def dataset_splits(
     dataset: DatasetResource, image_quality: pd.DataFrame, outliers: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
-    """Train / val / test by subject and near-duplicate group, stratified by class; outliers left out."""
+    """Train / val / test by subject and near-duplicate group, stratified by class; broken images (and
+    outliers when `outlier_action` is "exclude") left out. Fails naming the class when a class has fewer
+    than `min_images_per_class` usable images or none in a split."""
     config = dataset.dataset_config()
     splits = split_dataset(image_quality, outliers, config)
+    excluded = excluded_paths(outliers)
     subjects = splits.groupby("split")["subject_id"].nunique().reindex(list(SPLITS), fill_value=0)
     return dg.Output(
         splits,
@@ -31,7 +35,8 @@ def dataset_splits(
             ),
             "subjects_per_split": md.table(subjects.rename("subjects").to_frame()),
             "ratios": str(list(config.train_val_test_split)),
-            "excluded_outliers": len(outliers),
+            "excluded_images": len(excluded),
+            "kept_outliers": len(outliers) - len(excluded),
             "leakage_groups": int(splits["group"].nunique()),
         },
     )

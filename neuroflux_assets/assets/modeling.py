@@ -20,8 +20,13 @@ from neuroflux_assets.settings import (
 )
 from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.config import ModelConfig, resolve_model, with_overrides
+from neuroflux_lib.evaluation.comparison import comparison_rows
+from neuroflux_lib.evaluation.confound import confound_table
+from neuroflux_lib.evaluation.cross_validation import cross_validate
+from neuroflux_lib.evaluation.intervals import Interval
+from neuroflux_lib.evaluation.reference import baselines_of
 from neuroflux_lib.paths import StoragePaths
-from neuroflux_lib.plots import training_curves_png
+from neuroflux_lib.plots import intervals_png, training_curves_png
 from neuroflux_lib.training.steps import data_version, evaluate_artifact, train_model
 from neuroflux_lib.training.tuning import (
     StudyResult,
@@ -41,7 +46,7 @@ def work_folder(context: dg.AssetExecutionContext, storage_dir: str, name: str) 
     return StoragePaths(storage_dir).work(context.run.run_id, f"{name}-{context.partition_key}")
 
 
-def training_asset(io_manager_key: str, kinds: set[str]) -> Callable:
+def training_asset(io_manager_key: str, kinds: set[str], output_required: bool = True) -> Callable:
     """`@dg.asset` for a step that trains: per model partition, in the `gpu` pool, one GPU on Kubernetes."""
     return dg.asset(
         group_name=GROUP,
@@ -51,6 +56,7 @@ def training_asset(io_manager_key: str, kinds: set[str]) -> Callable:
         pool=GPU_POOL,
         op_tags=GPU_OP_TAGS,
         kinds=kinds,
+        output_required=output_required,
     )
 
 
@@ -254,22 +260,36 @@ def trained_model(
     )
 
 
+class EvaluationRun(dg.Config):
+    allow_other_data: bool = Field(
+        default=False,
+        description=(
+            "evaluate a model trained on other splits anyway; the report then says that the test set "
+            "was not held out"
+        ),
+    )
+
+
 @dg.asset(
     group_name=GROUP,
-    code_version="2",
+    code_version="3",
     partitions_def=model_partitions,
     io_manager_key="folder_io_manager",
     kinds={"pytorch", "sklearn"},
 )
 def evaluation_report(
     context: dg.AssetExecutionContext,
+    config: EvaluationRun,
     dataset: DatasetResource,
     tracking: TrackingResource,
     trained_model: Path,
     dataset_splits: pd.DataFrame,
+    baselines: dict,
 ) -> dg.Output[Path]:
-    """The upstream artifact (best checkpoint) on the test split: report.json, text report, predictions
-    and plots; the same as a W&B `evaluate` run in the training's group."""
+    """The upstream artifact (best checkpoint) on the test split, next to the baselines with
+    subject-bootstrap intervals and a verdict; subject-level results, calibration, the confound warning;
+    report.json, text report, predictions and plots; the same as a W&B `evaluate` run in the training's
+    group."""
     data = dataset.dataset_config()
     out = work_folder(context, data.storage_dir, "report")
     meta = read_meta(trained_model)
@@ -287,27 +307,67 @@ def evaluation_report(
     )
     with tracked:
         # record_metrics=False: the trained_model asset's stored artifact is not modified by its consumer.
-        evaluation = evaluate_artifact(trained_model, data, dataset_splits, out, record_metrics=False)
+        evaluation = evaluate_artifact(
+            trained_model,
+            data,
+            dataset_splits,
+            out,
+            baselines=baselines_of(baselines),
+            confound=baselines["confound"],
+            allow_other_data=config.allow_other_data,
+            record_metrics=False,
+        )
         report = evaluation.report
+        comparison = report["comparison"]
+        rows = comparison_rows(comparison, meta.architecture)
         tracked.set_summary(
             {
                 f"test_{key}": report[key]
                 for key in ("accuracy", "macro_f1", "weighted_f1", "macro_roc_auc", "n_test")
             }
-            | {"best_epoch": meta.training.get("best_epoch")}
+            | {
+                "best_epoch": meta.training.get("best_epoch"),
+                "test_macro_f1_low": report["intervals"]["macro_f1"]["low"],
+                "test_macro_f1_high": report["intervals"]["macro_f1"]["high"],
+                "gain_vs_best_baseline": comparison["difference"]["estimate"],
+                "gain_low": comparison["difference"]["low"],
+                "gain_high": comparison["difference"]["high"],
+                "best_baseline": comparison["best_baseline"],
+                "verdict": comparison["verdict"],
+                "confound_warning": report["confound_warning"] or "",
+                "test_ece": report["calibration"]["ece"],
+                "subject_macro_f1": report["subject_level"]["macro_f1"]["estimate"],
+            }
         )
+        tracked.log_table("model_vs_baselines", rows)
+        tracked.log_table("confound", confound_table(report["confound"]))
         tracked.log_evaluation(evaluation.predictions, meta.class_names)
         tracked.log_images(
             {
                 k: v
                 for k, v in evaluation.files.items()
-                if k in ("confusion_matrix", "roc_curves", "training_curves")
+                if k in ("confusion_matrix", "roc_curves", "training_curves", "reliability", "comparison")
             }
         )
     per_class = pd.DataFrame(report["per_class"]).T  # {class: {precision, recall, f1-score, support}}
+    context.log.info(comparison["verdict"])
+    if report["confound_warning"]:
+        context.log.warning(report["confound_warning"])
+    interval = report["intervals"]["macro_f1"]
+    subject = report["subject_level"]
     return dg.Output(
         out,
         metadata={
+            "verdict": dg.MetadataValue.md(f"**{comparison['verdict']}**"),
+            "model_vs_baselines": md.table(rows.round(3), index=False),
+            "comparison": md.image(evaluation.files["comparison"].read_bytes(), "model vs baselines"),
+            "macro_f1_interval": str(Interval(**interval)),
+            "confound_warning": dg.MetadataValue.md(report["confound_warning"] or "none"),
+            "confound": md.table(confound_table(report["confound"]).round(3), index=False),
+            "subject_level_macro_f1": f"{Interval(**subject['macro_f1'])} ({subject['n_subjects']} subjects)",
+            "ece": float(report["calibration"]["ece"]),
+            "reliability": md.image(evaluation.files["reliability"].read_bytes(), "reliability diagram"),
+            "data_version": report["data_version"],
             "accuracy": float(report["accuracy"]),
             "macro_f1": float(report["macro_f1"]),
             "weighted_f1": float(report["weighted_f1"]),
@@ -320,5 +380,41 @@ def evaluation_report(
             "roc_curves": md.image(evaluation.files["roc_curves"].read_bytes(), "ROC curves"),
             "classification_report": dg.MetadataValue.md(f"```\n{report['classification_report']}\n```"),
             "wandb_run": md.run_link(tracked),
+        },
+    )
+
+
+@training_asset("json_io_manager", {"pytorch", "sklearn"}, output_required=False)
+def cross_validation(
+    context: dg.AssetExecutionContext,
+    dataset: DatasetResource,
+    compute: ComputeResource,
+    tuned_hyperparameters: dict,
+    dataset_splits: pd.DataFrame,
+):
+    """Opt-in (`cv_folds` >= 3 in the model config): the model and the baselines retrained on K
+    subject-grouped stratified folds of train+val; mean macro-F1 with a t interval over folds. A second
+    estimate beside the held-out test split, which it never touches."""
+    config = ModelConfig.model_validate(tuned_hyperparameters["hyperparameters"])
+    if config.cv_folds == 0:
+        why = "cross-validation is off for this model: set cv_folds (e.g. 5) in its config or the launchpad"
+        context.log.info(why)
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata={"why": why}))
+        return
+    data = dataset.dataset_config()
+    compute.configure_torch()
+    work = work_folder(context, data.storage_dir, "cross_validation")
+    result = cross_validate(config, data, dataset_splits, config.cv_folds, work)
+    summary = pd.DataFrame([{"name": name, **interval} for name, interval in result["macro_f1"].items()])
+    gain = result["gain_vs_best_baseline"]
+    context.log.info(f"{result['estimate']}: model macro-F1 {Interval(**result['macro_f1']['model'])}")
+    yield dg.Output(
+        result,
+        metadata={
+            "estimate": result["estimate"],
+            "macro_f1": md.table(summary.round(3), index=False),
+            "gain_vs_best_baseline": str(Interval(**gain)),
+            "folds": md.table(pd.DataFrame(result["folds"]).round(3), index=False),
+            "macro_f1_by_fold": md.image(intervals_png(summary, result["estimate"]), "cross-validation"),
         },
     )

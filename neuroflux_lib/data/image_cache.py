@@ -1,12 +1,16 @@
 """Decode-once image cache: every image is decoded and resized once, then memory-mapped.
 
 Entries are content-addressed (`<root>/<size>/<sha256[:2]>/<sha256>.npy`), so a renamed file reuses
-its entry and a changed file gets a new one; an epoch never decodes a JPEG again.
+its entry and a changed file gets a new one; an epoch never decodes a JPEG again. Identical files share
+one entry: pending writes are keyed by content, each write goes to a uniquely named temporary file and
+is moved into place atomically, so two writers of the same entry (threads, or processes sharing a
+cache) both succeed.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,11 +30,15 @@ def entry_path(root: Path, sha256: str, image_size: int) -> Path:
 def _write_entry(job: tuple[str, str, str, int]) -> str:
     path, sha256, root, image_size = job
     target = entry_path(Path(root), sha256, image_size)
+    if target.exists():  # another process sharing the cache wrote it meanwhile
+        return str(target)
     pixels = resize_uint8(load_grayscale_or_raise(path), image_size)[0].numpy()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp{os.getpid()}.npy")
+    tmp = target.with_name(f"{target.stem}.{uuid.uuid4().hex}.tmp.npy")
     np.save(tmp, pixels)
-    os.replace(tmp, target)  # atomic: a killed run never leaves a half-written entry
+    # Atomic: a killed run never leaves a half-written entry, and an entry another writer has just put
+    # there is replaced by identical bytes.
+    os.replace(tmp, target)
     return str(target)
 
 
@@ -45,9 +53,10 @@ def cached_arrays(
     """(N, S, S) uint8 stack for `paths`, decoding only the images not cached yet."""
     root = Path(root)
     hashes = list(sha256s) if sha256s is not None else [sha256_file(p) for p in paths]
+    # One pending write per content hash: identical files (exact duplicates) share an entry.
     missing = [
         (str(p), h, str(root), image_size)
-        for p, h in dict(zip(paths, hashes, strict=True)).items()
+        for h, p in dict(zip(hashes, paths, strict=True)).items()
         if not entry_path(root, h, image_size).exists()
     ]
     if missing:

@@ -2,8 +2,9 @@
 
 The first four are the original project's: intensity (mean), contrast (std), SNR (mean / std) and the
 Shannon entropy in bits of the 256-bin histogram. We add sharpness (variance of the Laplacian), dynamic
-range (99th minus 1st percentile, robust to a few hot pixels) and background fraction (share of
-pixels darker than `BACKGROUND_LEVEL`).
+range (99th minus 1st percentile, robust to a few hot pixels), background fraction (share of
+pixels darker than `BACKGROUND_LEVEL`) and saturated fraction (share at or above `SATURATION_LEVEL`,
+which tells an over-exposed image from a merely bright one).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ STAT_COLUMNS = [
     "sharpness",
     "dynamic_range",
     "background_fraction",
+    "saturated_fraction",
 ]
 BACKGROUND_LEVEL = 10
+SATURATION_LEVEL = 250
 # Starting a spawned worker costs about a second; below this many images one process finishes first.
 MIN_IMAGES_PER_WORKER = 1000
 
@@ -61,6 +64,7 @@ def image_statistics(image: np.ndarray) -> dict[str, float]:
         "sharpness": float(laplacian_std[0, 0] ** 2),
         "dynamic_range": hi - lo,
         "background_fraction": float(cumulative[BACKGROUND_LEVEL - 1] / image.size),
+        "saturated_fraction": float((image.size - cumulative[SATURATION_LEVEL - 1]) / image.size),
     }
 
 

@@ -113,3 +113,18 @@ def split_counts(table: pd.DataFrame, class_names: Sequence[str] | None = None) 
         counts = counts.reindex(list(class_names), fill_value=0)
     counts["total"] = counts.sum(axis=1)
     return counts
+
+
+def class_shortfalls(table: pd.DataFrame, class_names: Sequence[str], minimum: int) -> dict[str, int]:
+    """{class: image count} for each class with fewer than `minimum` rows in `table`."""
+    counts = table.groupby("class_name").size().reindex(list(class_names), fill_value=0)
+    return {name: int(count) for name, count in counts.items() if count < minimum}
+
+
+def empty_split_cells(
+    splits: pd.DataFrame, class_names: Sequence[str], ratios: Sequence[float] = (1.0, 1.0, 1.0)
+) -> list[tuple[str, str]]:
+    """(class, split) pairs with no image, for every split whose ratio is above zero."""
+    counts = split_counts(splits, class_names)
+    wanted = [split for split, ratio in zip(SPLITS, ratios, strict=True) if ratio > 0]
+    return [(name, split) for name in counts.index for split in wanted if counts.at[name, split] == 0]

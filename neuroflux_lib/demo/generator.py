@@ -29,7 +29,29 @@ Measured at scale 1.0 with a subject-grouped 75/25 split (macro-F1): logistic re
 standardized 32x32 thumbnails ~0.38-0.40; a 4-block CNN on 64x64 inputs, 20 CPU epochs,
 ~0.61-0.65 (chance ~0.2). At difficulty 2.0 both drop to ~0.32.
 
-Output is deterministic for ``(scale, seed, difficulty, image_size)``: the whole plan (names,
+Like real collections, the set also holds (none of them depends on the class):
+
+* Protocol variety: about ``BRIGHT_SHARE`` (10 %) of the sessions come from a brighter, closer-cropped
+  protocol (gain x``BRIGHT_GAIN``, zoom x``BRIGHT_ZOOM``: less background; CSF x``BRIGHT_CSF`` so the
+  ventricles do not saturate). These images are legitimate;
+  the dataset-relative outlier statistics flag many of them, which is why outliers are kept by default.
+* Duplicates within a subject: ``EXACT_DUPLICATE_SHARE`` of the images are byte copies of another
+  image of the same subject re-exported under another image id, and ``REENCODED_SHARE`` are the same
+  slice re-saved at a lower JPEG quality (near-duplicates), so dedup has something to group.
+* Deliberately broken images (``BAD_KINDS``: blank, near-blank, pure noise, over-exposed, 16 px tiny,
+  and one truncated file at scale >= 0.5); every legitimate image is at least ``MIN_SIDE_PX`` wide.
+
+Acquisition metadata in the file names only (never the pixels), confounded with class like the real
+data, where the scan year alone predicts the class: each subject gets a scan year, a sequence name
+(mostly T2* spelled seven ways, some FLAIR, fat-saturated TSE/FSE, a few PASL, a few with none), a
+separator before the date (``__br_raw_``, ``_br_raw_``, ``__raw_``) and a site. ``confound`` c sets
+how much these depend on the class: every distribution is ``c * p_class + (1 - c) * p_pooled``, with the
+year distributions of the real data (``YEAR_COUNTS``), fat-sat sequences more common in IPTE (22 of 171
+real images) and a mild per-class site preference. c = 1.0 (default) is like the real data; c = 0.0
+makes acquisition independent of class. The pixels are identical for every c: the metadata is drawn
+from its own random stream.
+
+Output is deterministic for ``(scale, seed, difficulty, image_size, confound)``: the whole plan (names,
 subjects, poses, bad images) is drawn in the main process, and each image is rendered from its own
 ``numpy.random.SeedSequence``, so the bytes do not depend on the number of worker processes.
 """
@@ -51,6 +73,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from neuroflux_lib.config import DEFAULT_SUBJECT_REGEX
+from neuroflux_lib.data.broken import MIN_SIDE_PX
 from neuroflux_lib.data.discovery import IMAGE_EXTENSIONS
 from neuroflux_lib.errors import ConfigError, DataError
 
@@ -58,13 +81,14 @@ CLASS_COUNTS: dict[str, int] = {"PTE": 580, "LO": 240, "EO": 233, "IPTE": 171, "
 
 SUBJECT_REGEX = DEFAULT_SUBJECT_REGEX
 FILENAME_REGEX = re.compile(
-    r"^neuroflux_(?P<subject>\d{3}_S_\d{4})_MR_(?P<sequence>[A-Za-z0-9\-]+(?:_[A-Za-z0-9\-]+)*)"
-    r"__br_raw_(?P<date>\d{17})_(?P<n>\d+)_S(?P<series>\d+)_I(?P<image>\d+)\.jpg$"
+    r"^neuroflux_(?P<subject>\d{3}_S_\d{4})_MR_(?P<sequence>[A-Za-z0-9_\-]*?)_+(?:br_)?raw_"
+    r"(?P<date>\d{17})_(?P<n>\d+)_S(?P<series>\d+)_I(?P<image>\d+)\.jpg$"
 )
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".webp"}
 
-# (name, relative T2 weight of CSF, GM, WM, share of sessions). FLAIR nulls CSF, so ventricles are
-# dark there: a nuisance a CNN can learn around but a linear model on pixels cannot.
+# Pixel contrast presets (name, relative T2 weight of CSF, GM, WM, share of sessions), independent of
+# class and of the sequence name in the file name. FLAIR nulls CSF, so ventricles are dark there: a
+# nuisance a CNN can learn around but a linear model on pixels cannot.
 SEQUENCES: tuple[tuple[str, float, float, float, float], ...] = (
     ("Axial_T2-Star", 1.00, 0.55, 0.36, 0.40),
     ("Axial_PD_T2_FSE", 0.90, 0.62, 0.46, 0.35),
@@ -96,6 +120,52 @@ CAUDATE_MM_PER_SEVERITY = 1.4
 LESION_RATE: dict[str, float] = {"EO": 0.1, "IO": 0.1, "LO": 0.1, "IPTE": 1.6, "PTE": 6.0}
 LESION_CONTRAST: dict[str, float] = {"EO": 0.35, "IO": 0.35, "LO": 0.35, "IPTE": 0.45, "PTE": 0.6}
 
+# Protocol variety (pixels, class-independent): a brighter, closer-cropped protocol.
+BRIGHT_SHARE = 0.10
+BRIGHT_GAIN = 1.2
+BRIGHT_ZOOM = 1.3
+BRIGHT_CSF = 0.8  # relative CSF weight, so the brighter protocol does not saturate the ventricles
+# Duplicates within a subject: byte copies under another image id, and re-encodings at lower quality.
+EXACT_DUPLICATE_SHARE = 0.005
+REENCODED_SHARE = 0.005
+REENCODED_QUALITY = (60, 75)
+
+# Acquisition metadata in the file names (see the module docstring). Images per scan year and class
+# in the real data.
+YEAR_COUNTS: dict[int, dict[str, int]] = {
+    2015: {"EO": 5, "IO": 0, "IPTE": 38, "LO": 66, "PTE": 43},
+    2016: {"EO": 1, "IO": 0, "IPTE": 68, "LO": 40, "PTE": 51},
+    2017: {"EO": 23, "IO": 2, "IPTE": 26, "LO": 53, "PTE": 126},
+    2018: {"EO": 84, "IO": 20, "IPTE": 19, "LO": 31, "PTE": 204},
+    2019: {"EO": 99, "IO": 44, "IPTE": 17, "LO": 39, "PTE": 123},
+    2020: {"EO": 21, "IO": 6, "IPTE": 3, "LO": 11, "PTE": 33},
+}
+SEQUENCE_NAMES: dict[str, tuple[tuple[str, float], ...]] = {
+    "t2star": (
+        ("Axial_T2_Star", 0.30),
+        ("AX_T2_STAR", 0.20),
+        ("Axial_T2_STAR", 0.15),
+        ("Axial_T2-Star", 0.15),
+        ("Axial_T2_Star_REPEAT", 0.07),
+        ("Axial_T2_Star_straight", 0.07),
+        ("AXIAL_T2__STAR", 0.06),
+    ),
+    "flair": (("Axial_FLAIR", 1.0),),
+    "fat_sat": (("T2_TSE_with_Fat_Sat", 0.6), ("T2_FSE_with_Fat_Sat", 0.4)),
+    "pasl": (("Axial_PASL", 1.0),),
+    "none": (("", 1.0),),
+}
+SEQUENCE_SHARES: dict[str, float] = {
+    "t2star": 0.87,
+    "flair": 0.06,
+    "fat_sat": 0.03,
+    "pasl": 0.01,
+    "none": 0.03,
+}
+FAT_SAT_SHARE_IPTE = 0.13
+SEPARATORS: tuple[tuple[str, float], ...] = (("__br_raw_", 0.75), ("_br_raw_", 0.15), ("__raw_", 0.10))
+SITE_PREFERENCE_SHAPE = 2.0  # gamma shape of each class's site weights: lower = stronger preference
+
 MNI_Z_OFFSET = 72  # voxel index of MNI z = 0 mm in the 1 mm template
 SLAB_MM = (0, 26)  # axial levels kept: third ventricle / basal ganglia up to the ventricle bodies
 FOV_MM = 205.0
@@ -110,6 +180,7 @@ class DemoSummary:
     n_subjects: int
     n_bad: int
     seconds: float
+    n_duplicates: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,6 +207,9 @@ class ImageSpec:
     quality: int
     bad: str | None
     seed: np.random.SeedSequence
+    protocol: str = "standard"  # "bright": the brighter, closer-cropped protocol
+    duplicate_of: str | None = None  # rel_path of the image this one copies
+    duplicate_kind: str | None = None  # "exact" (same bytes) or "reencoded" (other JPEG quality)
 
 
 @dataclass(frozen=True)
@@ -180,20 +254,21 @@ def _split_into_subjects(n_images: int, rng: np.random.Generator) -> list[int]:
     return groups
 
 
-def _session_stamp(rng: np.random.Generator) -> str:
-    """17-digit acquisition stamp like 20150106121009713 (date, time, milliseconds)."""
-    day = np.datetime64("2005-01-01") + int(rng.integers(0, 15 * 365))
+def _session_stamp(rng: np.random.Generator, year: int) -> str:
+    """17-digit acquisition stamp like 20150106121009713 (date in `year`, time, milliseconds)."""
+    day = np.datetime64(f"{year}-01-01") + int(rng.integers(0, 15 * 365)) % 365
     seconds = int(rng.integers(7 * 3600, 19 * 3600))
     ymd = str(day).replace("-", "")
     hms = f"{seconds // 3600:02d}{seconds % 3600 // 60:02d}{seconds % 60:02d}"
     return f"{ymd}{hms}{int(rng.integers(0, 1000)):03d}"
 
 
-def _pick_sequence(rng: np.random.Generator) -> tuple[str, tuple[float, float, float]]:
+def _pick_contrast(rng: np.random.Generator) -> tuple[float, float, float]:
+    """Relative CSF, GM, WM weights of one session: a preset of SEQUENCES, jittered."""
     shares = np.array([s[4] for s in SEQUENCES])
-    name, csf, gm, wm, _ = SEQUENCES[int(rng.choice(len(SEQUENCES), p=shares / shares.sum()))]
+    _, csf, gm, wm, _ = SEQUENCES[int(rng.choice(len(SEQUENCES), p=shares / shares.sum()))]
     jitter = rng.normal(1.0, 0.04, size=3)
-    return name, (csf * jitter[0], gm * jitter[1], wm * jitter[2])
+    return csf * jitter[0], gm * jitter[1], wm * jitter[2]
 
 
 def _class_signal(label: str, difficulty: float) -> tuple[float, float, float]:
@@ -206,6 +281,65 @@ def _class_signal(label: str, difficulty: float) -> tuple[float, float, float]:
     rate = LESION_RATE[base] + (LESION_RATE[label] - LESION_RATE[base]) * strength
     contrast = LESION_CONTRAST[base] + (LESION_CONTRAST[label] - LESION_CONTRAST[base]) * strength
     return severity, max(rate, 0.0), max(contrast, 0.0)
+
+
+@dataclass(frozen=True)
+class SubjectMeta:
+    """What a subject's file names say about the acquisition (never used for pixels)."""
+
+    site: int
+    year: int
+    sequence: str
+    separator: str
+
+
+def _mix(p_class: np.ndarray, p_pooled: np.ndarray, confound: float) -> np.ndarray:
+    p = confound * p_class + (1.0 - confound) * p_pooled
+    return p / p.sum()
+
+
+def _metadata_distributions(
+    sites: np.ndarray, confound: float, rng: np.random.Generator
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per class: year, sequence-family and site probabilities mixed with the pooled ones by `confound`."""
+    if not 0.0 <= confound <= 1.0:
+        raise ConfigError(f"confound must be between 0 and 1, got {confound}")
+    labels = list(CLASS_COUNTS)
+    years = np.array([[YEAR_COUNTS[y][label] for y in YEAR_COUNTS] for label in labels], dtype=float)
+    families = np.array([[SEQUENCE_SHARES[f] for f in SEQUENCE_SHARES] for _ in labels])
+    fat_sat, t2star = list(SEQUENCE_SHARES).index("fat_sat"), list(SEQUENCE_SHARES).index("t2star")
+    ipte = labels.index("IPTE")
+    families[ipte, t2star] -= FAT_SAT_SHARE_IPTE - families[ipte, fat_sat]
+    families[ipte, fat_sat] = FAT_SAT_SHARE_IPTE
+    site_weights = rng.gamma(SITE_PREFERENCE_SHAPE, size=(len(labels), len(sites)))
+    weights = np.array([CLASS_COUNTS[label] for label in labels], dtype=float)[:, None]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for i, label in enumerate(labels):
+        out[label] = {}
+        for key, table in (("year", years), ("family", families), ("site", site_weights)):
+            rows = table / table.sum(axis=1, keepdims=True)
+            pooled = (rows * weights).sum(axis=0) / weights.sum()
+            out[label][key] = _mix(rows[i], pooled, confound)
+    return out
+
+
+def _pick(options: Sequence[tuple[str, float]], rng: np.random.Generator) -> str:
+    shares = np.array([share for _, share in options])
+    return options[int(rng.choice(len(options), p=shares / shares.sum()))][0]
+
+
+def _subject_meta(
+    label: str, sites: np.ndarray, distributions: dict[str, dict[str, np.ndarray]], rng: np.random.Generator
+) -> SubjectMeta:
+    """One subject's site, scan year, sequence name and separator: five draws whatever `confound` is."""
+    p = distributions[label]
+    site = int(sites[rng.choice(len(sites), p=p["site"])])
+    year = list(YEAR_COUNTS)[int(rng.choice(len(YEAR_COUNTS), p=p["year"]))]
+    family = list(SEQUENCE_SHARES)[int(rng.choice(len(SEQUENCE_SHARES), p=p["family"]))]
+    sequence = _pick(SEQUENCE_NAMES[family], rng)
+    separator = _pick(SEPARATORS, rng)
+    # A name without a sequence reads `..._MR__br_raw_...` in the real data.
+    return SubjectMeta(site, year, sequence, "_br_raw_" if not sequence else separator)
 
 
 @dataclass
@@ -239,9 +373,20 @@ def _sessions_of(n_images: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _subject_images(
-    label: str, subject_id: str, n_images: int, difficulty: float, rng: np.random.Generator, ids: _Ids
+    label: str,
+    subject_id: str,
+    n_images: int,
+    difficulty: float,
+    rng: np.random.Generator,
+    ids: _Ids,
+    meta: SubjectMeta,
+    protocol_rng: np.random.Generator,
 ) -> list[ImageSpec]:
-    """Specs of one subject's images: shared anatomy and severity, 1-3 sessions, distinct slices."""
+    """Specs of one subject's images: shared anatomy and severity, 1-3 sessions, distinct slices.
+
+    `rng` draws everything about the pixels, `meta` names the files, and `protocol_rng` picks each
+    session's protocol (class-independent).
+    """
     severity_mean, rate, contrast = _class_signal(label, difficulty)
     severity = float(rng.normal(severity_mean, SEVERITY_SPREAD))
     subject_rate = float(rate * rng.gamma(6.0, 1 / 6))
@@ -249,13 +394,17 @@ def _subject_images(
     session_of = _sessions_of(n_images, rng)
     specs = []
     for session in range(int(session_of.max()) + 1):
-        sequence, weights = _pick_sequence(rng)
-        stamp, series, pose = _session_stamp(rng), next(ids.series), _session_pose(rng)
+        weights = _pick_contrast(rng)
+        stamp, series, pose = _session_stamp(rng, meta.year), next(ids.series), _session_pose(rng)
         levels = base_z + rng.uniform(-4.0, 4.0, size=int((session_of == session).sum()))
         first_slice = int(rng.integers(10, 40))
+        protocol = "bright" if protocol_rng.random() < BRIGHT_SHARE else "standard"
+        if protocol == "bright":
+            pose = {**pose, "gain": pose["gain"] * BRIGHT_GAIN, "zoom": pose["zoom"] * BRIGHT_ZOOM}
+            weights = (weights[0] * BRIGHT_CSF, weights[1], weights[2])
         for k, z_mm in enumerate(levels):
             name = (
-                f"neuroflux_{subject_id}_MR_{sequence}__br_raw_{stamp}_{first_slice + 2 * k}"
+                f"neuroflux_{subject_id}_MR_{meta.sequence}{meta.separator}{stamp}_{first_slice + 2 * k}"
                 f"_S{series}_I{next(ids.images)}.jpg"
             )
             specs.append(
@@ -263,7 +412,7 @@ def _subject_images(
                     rel_path=f"{label}/{name}",
                     label=label,
                     subject_id=subject_id,
-                    sequence=sequence,
+                    sequence=meta.sequence,
                     width=0,  # sizes are set by _assign_variants
                     height=0,
                     z_mm=float(np.clip(z_mm, SLAB_MM[0], SLAB_MM[1])),
@@ -273,6 +422,7 @@ def _subject_images(
                     contrast=weights,
                     bad=None,
                     seed=next(ids.seeds),
+                    protocol=protocol,
                     **pose,
                 )
             )
@@ -283,9 +433,9 @@ def _odd_sizes(n_total: int, scale: float, image_size: int) -> list[tuple[int, i
     """(width, height) of the odd-sized images: ~1-2 % each, plus the two quarter-size ones."""
     sizes = []
     for rel_w, rel_h, share in ODD_SIZES:
-        size = (max(8, round(rel_w * image_size)), max(8, round(rel_h * image_size)))
+        size = (max(MIN_SIDE_PX, round(rel_w * image_size)), max(MIN_SIDE_PX, round(rel_h * image_size)))
         sizes += [size] * round(share * n_total)
-    small = max(8, image_size // 4)
+    small = max(MIN_SIDE_PX, image_size // 4)
     return sizes + [(small, small)] * round(N_SMALL_AT_FULL_SCALE * scale)
 
 
@@ -317,19 +467,57 @@ def _assign_variants(
     return specs
 
 
+def _add_duplicates(specs: list[ImageSpec], rng: np.random.Generator) -> list[ImageSpec]:
+    """Turn a few images into copies of another image of the same subject: exact (byte) copies under
+    another image id, and re-encodings at a lower JPEG quality. Bad images are never copied."""
+    by_subject: dict[str, list[int]] = {}
+    for index, spec in enumerate(specs):
+        if spec.bad is None:
+            by_subject.setdefault(spec.subject_id, []).append(index)
+    # Plan order, not subject ids: the ids carry the site, which depends on `confound`.
+    pool = [subject for subject, indices in by_subject.items() if len(indices) >= 2]
+    n_exact = max(1, round(EXACT_DUPLICATE_SHARE * len(specs)))
+    n_reencoded = max(1, round(REENCODED_SHARE * len(specs)))
+    chosen = rng.choice(len(pool), size=min(n_exact + n_reencoded, len(pool)), replace=False)
+    specs = list(specs)
+    for k, subject in enumerate(pool[int(j)] for j in chosen):
+        source_index, target_index = by_subject[subject][:2]
+        source, target = specs[source_index], specs[target_index]
+        exact = k < n_exact
+        image_id = FILENAME_REGEX.match(Path(target.rel_path).name)["image"]
+        rel_path = re.sub(r"_I\d+\.jpg$", f"_I{image_id}.jpg", source.rel_path)
+        specs[target_index] = replace(
+            source,
+            rel_path=rel_path,
+            quality=source.quality if exact else int(rng.integers(*REENCODED_QUALITY)),
+            duplicate_of=source.rel_path,
+            duplicate_kind="exact" if exact else "reencoded",
+        )
+    return specs
+
+
 def plan_dataset(
-    scale: float = 1.0, seed: int = 0, difficulty: float = 1.0, image_size: int = 256
+    scale: float = 1.0,
+    seed: int = 0,
+    difficulty: float = 1.0,
+    image_size: int = 256,
+    confound: float = 1.0,
 ) -> list[ImageSpec]:
     """The full, deterministic list of files to write (cheap: no pixels are rendered).
 
     Subject-level draws use one SeedSequence child per subject and each image gets its own child,
-    so rendering can happen in any process, in any order, with identical bytes.
+    so rendering can happen in any process, in any order, with identical bytes. File-name metadata,
+    protocols and duplicates have streams of their own, so `confound` changes names, never pixels.
     """
-    if image_size < 16:
-        raise ConfigError(f"image_size must be >= 16, got {image_size}")
+    if image_size < MIN_SIDE_PX:
+        raise ConfigError(
+            f"image_size must be >= {MIN_SIDE_PX} (smaller images count as broken), got {image_size}"
+        )
     _class_signal("EO", difficulty)  # validates difficulty before any work
     counts = class_counts(scale)
-    plan_seq, subject_seq, image_seq = np.random.SeedSequence(seed).spawn(3)
+    plan_seq, subject_seq, image_seq, meta_seq, protocol_seq, duplicate_seq = np.random.SeedSequence(
+        seed
+    ).spawn(6)
     rng = np.random.default_rng(plan_seq)
     total = sum(counts.values())
     groups = {label: _split_into_subjects(n, rng) for label, n in counts.items()}
@@ -342,13 +530,19 @@ def plan_dataset(
         seeds=iter(image_seq.spawn(total)),
     )
     subject_rngs = iter(np.random.default_rng(s) for s in subject_seq.spawn(n_subjects))
+    protocol_rngs = iter(np.random.default_rng(s) for s in protocol_seq.spawn(n_subjects))
+    meta_rng = np.random.default_rng(meta_seq)
+    distributions = _metadata_distributions(sites, confound, meta_rng)
     specs: list[ImageSpec] = []
     for label, sizes in groups.items():
         for n_images in sizes:
-            subject_rng = next(subject_rngs)
-            subject_id = f"{int(subject_rng.choice(sites)):03d}_S_{next(numbers):04d}"
-            specs += _subject_images(label, subject_id, n_images, difficulty, subject_rng, ids)
-    return _assign_variants(specs, scale, image_size, rng)
+            meta = _subject_meta(label, sites, distributions, meta_rng)
+            subject_id = f"{meta.site:03d}_S_{next(numbers):04d}"
+            specs += _subject_images(
+                label, subject_id, n_images, difficulty, next(subject_rngs), ids, meta, next(protocol_rngs)
+            )
+    specs = _assign_variants(specs, scale, image_size, rng)
+    return _add_duplicates(specs, np.random.default_rng(duplicate_seq))
 
 
 # --------------------------------------------------------------------------------------- anatomy
@@ -554,8 +748,11 @@ def _write_in_process(tasks: Sequence[tuple[ImageSpec, Path]], anatomy: Anatomy)
 
 
 def _write_in_pool(tasks: Sequence[tuple[ImageSpec, Path]], anatomy: Anatomy, workers: int) -> Iterator[str]:
+    """Spawned, not forked, workers: a fork of a process whose OpenMP / torch threads are running (a
+    test session, a notebook) can deadlock in the child."""
     chunksize = max(1, len(tasks) // (workers * 8))
-    with multiprocessing.Pool(workers, initializer=_init_worker, initargs=(anatomy,)) as pool:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(anatomy,)) as pool:
         yield from pool.imap(_write_one, tasks, chunksize=chunksize)
 
 
@@ -573,9 +770,12 @@ def generate_demo_dataset(
     image_size: int = 256,
     workers: int | None = None,
     progress: bool = False,
+    confound: float = 1.0,
 ) -> DemoSummary:
     """Write a synthetic dataset shaped like the real one to `out_dir/<CLASS>/*.jpg`.
 
+    `confound` (0..1) sets how strongly the acquisition metadata in the file names (scan year,
+    sequence, site) depends on the class: 1.0 like the real data, 0.0 independent (module docstring).
     Refuses an `out_dir` that already holds images, so two datasets never mix silently.
     """
     start = time.perf_counter()
@@ -586,7 +786,9 @@ def generate_demo_dataset(
             f"{out} already contains {len(existing)} image file(s) (e.g. {existing[0]}); "
             "refusing to mix datasets: pass an empty or new directory"
         )
-    specs = plan_dataset(scale=scale, seed=seed, difficulty=difficulty, image_size=image_size)
+    specs = plan_dataset(
+        scale=scale, seed=seed, difficulty=difficulty, image_size=image_size, confound=confound
+    )
     for label in CLASS_COUNTS:
         (out / label).mkdir(parents=True, exist_ok=True)
     anatomy = load_anatomy()
@@ -608,4 +810,5 @@ def generate_demo_dataset(
         n_subjects=len({spec.subject_id for spec in specs}),
         n_bad=sum(spec.bad is not None for spec in specs),
         seconds=time.perf_counter() - start,
+        n_duplicates=sum(spec.duplicate_of is not None for spec in specs),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -70,3 +71,39 @@ def classification_summary(
         "classification_report": text,
         "n_test": len(y_true),
     }
+
+
+def calibration_bins(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> dict[str, object]:
+    """Expected calibration error (top-label, equal-width confidence bins) and the reliability table.
+
+    ECE = sum over bins of (share of images) x |accuracy - mean confidence|: 0 for a model whose 80%
+    answers are right 80% of the time."""
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == y_true).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore"):
+        accuracy = np.bincount(which, weights=correct, minlength=bins) / count
+        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / count
+    share = count / max(len(y_true), 1)
+    ece = float(np.nansum(share * np.abs(accuracy - mean_confidence)))
+    return {
+        "ece": ece,
+        "bins": bins,
+        "edges": edges.tolist(),
+        "count": count.tolist(),
+        "accuracy": [None if np.isnan(a) else float(a) for a in accuracy],
+        "confidence": [None if np.isnan(c) else float(c) for c in mean_confidence],
+    }
+
+
+def subject_probabilities(
+    probabilities: np.ndarray, y_true: np.ndarray, subjects: Sequence[object]
+) -> tuple[np.ndarray, np.ndarray, list[object]]:
+    """A subject's prediction is the mean of its slices' probabilities (a subject has one class)."""
+    frame = pd.DataFrame(probabilities).assign(subject=list(subjects), label=y_true)
+    grouped = frame.groupby("subject", sort=True)
+    mean = grouped[list(range(probabilities.shape[1]))].mean()
+    labels = grouped["label"].agg(lambda s: s.mode().iloc[0])
+    return mean.to_numpy(), labels.to_numpy(dtype=np.int64), mean.index.tolist()

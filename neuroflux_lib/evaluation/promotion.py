@@ -1,5 +1,15 @@
-"""Which model may be promoted, and which one is: the rules in one place. The asset checks report them
-and `production_model` re-applies them at run time, so a model that failed can never be promoted."""
+"""Which model may be promoted, and which one is: the rules in one place.
+
+1. Candidates are the evaluated models whose artifact loads and predicts, and whose report is of the
+   current data version (others are listed as stale: their test split was another one).
+2. The candidate to promote is the one with the highest *validation* macro-F1: the test split never
+   chooses.
+3. It is promoted only when, on the *test* split, its paired 95% interval against the best baseline lies
+   above `min_gain` (default 0), and, when set, its test macro-F1 reaches `min_macro_f1`. Otherwise
+   nothing is promoted: a normal outcome, said in one line.
+
+The asset checks report these rules and `production_model` re-applies them at run time.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +22,27 @@ import torch
 
 from neuroflux_lib.artifacts import load_artifact
 from neuroflux_lib.data.transforms import eval_transform
+from neuroflux_lib.evaluation.comparison import verdict
+from neuroflux_lib.evaluation.intervals import Interval
 from neuroflux_lib.evaluation.report import read_report
 
-CANDIDATE_COLUMNS = ["model", "macro_f1", "accuracy", "n_test", "passed", "why"]
+CANDIDATE_COLUMNS = [
+    "model",
+    "val_macro_f1",
+    "test_macro_f1",
+    "gain_vs_best_baseline",
+    "eligible",
+    "passes_gate",
+    "why",
+]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The bar a chosen model must clear on the test split."""
+
+    min_gain: float = 0.0
+    min_macro_f1: float | None = None
 
 
 def artifact_problems(artifact_dir: str | Path) -> list[str]:
@@ -39,29 +67,56 @@ def artifact_problems(artifact_dir: str | Path) -> list[str]:
     return problems
 
 
-def meets_quality_bar(report: Mapping, min_macro_f1: float) -> tuple[bool, str]:
-    macro_f1 = float(report["macro_f1"])
-    passed = macro_f1 >= min_macro_f1
-    verdict = "passes" if passed else "fails"
-    return passed, f"test macro-F1 {macro_f1:.3f} {verdict} the bar of {min_macro_f1:.3f}"
+def passes_gate(report: Mapping, gate: Gate) -> tuple[bool, str]:
+    """Whether the test split supports the model: its paired interval against the best baseline lies
+    above `gate.min_gain` (and its macro-F1 reaches the optional floor)."""
+    comparison = report.get("comparison")
+    name = str(report.get("model_name", "the model"))
+    if not comparison:
+        return False, f"{name} has no comparison with the baselines (evaluate it again)"
+    difference = Interval(**comparison["difference"])
+    best = comparison["best_baseline"]
+    description = comparison["baselines"][best]["description"]
+    line = verdict(name, difference, best, description, gate.min_gain)
+    passed = difference.low > gate.min_gain
+    if gate.min_macro_f1 is not None:
+        macro_f1 = float(report["macro_f1"])
+        floor_ok = macro_f1 >= gate.min_macro_f1
+        line += (
+            f"; test macro-F1 {macro_f1:.3f} {'reaches' if floor_ok else 'is below'} the floor "
+            f"{gate.min_macro_f1:.3f}"
+        )
+        passed = passed and floor_ok
+    return passed, line
 
 
 def compare_models(
-    trained: Mapping[str, Path], reports: Mapping[str, Path], min_macro_f1: float
+    trained: Mapping[str, Path],
+    reports: Mapping[str, Path],
+    gate: Gate,
+    data_version: str | None = None,
 ) -> pd.DataFrame:
-    """One row per model with an evaluation: metrics and whether it passes every rule."""
+    """One row per evaluated model: validation and test scores, eligibility and the gate's verdict."""
     rows = []
     for name, report_dir in sorted(reports.items()):
         report = read_report(report_dir)
-        passed, why = meets_quality_bar(report, min_macro_f1)
+        passed, why = passes_gate(report, gate)
         problems = artifact_problems(trained[name]) if name in trained else ["no trained_model artifact"]
+        if data_version is not None and report.get("data_version") != data_version:
+            problems.append(
+                f"stale: evaluated on data version {report.get('data_version')}, not {data_version}"
+            )
+        if report.get("val_macro_f1") is None:
+            problems.append("no validation macro-F1 recorded")
+        difference = report.get("comparison", {}).get("difference")
         rows.append(
             {
                 "model": name,
-                "macro_f1": float(report["macro_f1"]),
-                "accuracy": float(report["accuracy"]),
-                "n_test": int(report["n_test"]),
-                "passed": passed and not problems,
+                "val_macro_f1": report.get("val_macro_f1"),
+                "test_macro_f1": float(report["macro_f1"]),
+                "gain_vs_best_baseline": str(Interval(**difference)) if difference else "",
+                "eligible": not problems,
+                "passes_gate": passed,
                 "why": "; ".join([why, *problems]),
             }
         )
@@ -70,7 +125,7 @@ def compare_models(
 
 @dataclass(frozen=True)
 class Promotion:
-    """The decision: which model (None when nothing may be promoted), why, and every candidate."""
+    """The decision: which model (None when nothing is promoted), why, and every candidate."""
 
     model: str | None
     why: str
@@ -86,12 +141,18 @@ class Promotion:
 
 
 def choose_production(
-    trained: Mapping[str, Path], reports: Mapping[str, Path], min_macro_f1: float
+    trained: Mapping[str, Path],
+    reports: Mapping[str, Path],
+    gate: Gate,
+    data_version: str | None = None,
 ) -> Promotion:
-    """The passing model with the highest test macro-F1 (accuracy breaks ties)."""
-    table = compare_models(trained, reports, min_macro_f1)
-    if table.empty or not table["passed"].any():
-        return Promotion(None, "no model passed its checks: nothing promoted", table)
-    best = table.loc[table["passed"]].sort_values(["macro_f1", "accuracy"], ascending=False).iloc[0]
-    why = f"highest test macro-F1 ({best['macro_f1']:.3f}) of {int(table['passed'].sum())} passing model(s)"
-    return Promotion(str(best["model"]), why, table)
+    """Choose by validation macro-F1 among eligible models, then promote only if the gate passes."""
+    table = compare_models(trained, reports, gate, data_version)
+    eligible = table.loc[table["eligible"]]
+    if eligible.empty:
+        return Promotion(None, "no eligible model (see each candidate's reason): nothing promoted", table)
+    chosen = eligible.sort_values("val_macro_f1", ascending=False).iloc[0]
+    how = f"{chosen['model']} has the highest validation macro-F1 ({chosen['val_macro_f1']:.3f})"
+    if not chosen["passes_gate"]:
+        return Promotion(None, f"nothing promoted: {how}, but {chosen['why']}", table)
+    return Promotion(str(chosen["model"]), f"{how}, and {chosen['why']}", table)

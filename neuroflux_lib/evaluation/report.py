@@ -12,7 +12,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from neuroflux_lib.errors import ArtifactError
-from neuroflux_lib.plots import confusion_matrix_png, roc_curves_png, training_curves_png
+from neuroflux_lib.evaluation.comparison import comparison_rows
+from neuroflux_lib.plots import (
+    confusion_matrix_png,
+    intervals_png,
+    reliability_png,
+    roc_curves_png,
+    training_curves_png,
+)
 
 
 @torch.inference_mode()
@@ -53,8 +60,12 @@ REPORT_FILES = {
     "confusion_matrix": "confusion_matrix.png",
     "roc_curves": "roc_curves.png",
     "training_curves": "training_curves.png",
+    "reliability": "reliability.png",
+    "comparison": "comparison.png",
     "predictions": "predictions.csv",
 }
+#: Files written only when their data is in the report.
+OPTIONAL_FILES = ("training_curves", "comparison", "predictions")
 
 
 def read_report(report_dir: str | Path) -> dict:
@@ -80,13 +91,22 @@ def write_report(
     """`report.json`, `classification_report.txt` and the PNGs; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {key: out / name for key, name in REPORT_FILES.items() if key != "training_curves"}
+    files = {key: out / name for key, name in REPORT_FILES.items() if key not in OPTIONAL_FILES}
     files["report"].write_text(json.dumps(report, indent=2))
     files["text"].write_text(str(report["classification_report"]))
     files["confusion_matrix"].write_bytes(
         confusion_matrix_png(report["confusion_matrix"], class_names, title)
     )
     files["roc_curves"].write_bytes(roc_curves_png(report["roc"], title))
+    files["reliability"].write_bytes(
+        reliability_png(report["calibration"], title and f"{title}: reliability")
+    )
+    if "comparison" in report:
+        rows = comparison_rows(report["comparison"], str(report.get("model_name", "model")))
+        files["comparison"] = out / REPORT_FILES["comparison"]
+        files["comparison"].write_bytes(
+            intervals_png(rows, report["comparison"]["verdict"], 1 / len(class_names))
+        )
     if history:
         files["training_curves"] = out / REPORT_FILES["training_curves"]
         files["training_curves"].write_bytes(training_curves_png(history, class_names, title))

@@ -138,6 +138,14 @@ class TrackedRun:
                 )
         self.run.log({"confusion_matrix": matrix, "test_predictions": table})
 
+    @_guarded
+    def log_table(self, key: str, table: pd.DataFrame) -> None:
+        """A plain table (e.g. model vs baselines with intervals), comparable across runs in the UI."""
+        import wandb
+
+        shown = table.astype(object).where(table.notna(), None)
+        self.run.log({key: wandb.Table(columns=[str(c) for c in shown.columns], data=shown.values.tolist())})
+
     def finish(self, exit_code: int = 0) -> str:
         """Close the run; returns where to find it (URL online, run folder offline)."""
         run, self.run = self.run, None

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from neuroflux_lib.config import ModelConfig
 from neuroflux_lib.data.transforms import Transform
+from neuroflux_lib.errors import DataError
 from neuroflux_lib.evaluation.metrics import epoch_metrics
 
 logger = logging.getLogger(__name__)
@@ -252,6 +253,22 @@ def run_epoch(
     return metrics
 
 
+def check_resumable(stored: Mapping[str, str] | None, current: Mapping[str, str], path: Path) -> None:
+    """A checkpoint continues only the run that wrote it: same data version, same settings."""
+    if dict(stored or {}) == dict(current):
+        return
+    differences = [
+        f"{key} {(stored or {}).get(key, 'unknown')} (checkpoint) vs {current.get(key, 'unknown')} (this run)"
+        for key in sorted(set(stored or {}) | set(current))
+        if (stored or {}).get(key) != current.get(key)
+    ]
+    raise DataError(
+        f"cannot resume from {path}: it was written by a run on other data or with other settings "
+        f"({'; '.join(differences)}). Train without --resume to start fresh (the checkpoint is then "
+        "replaced), or delete it"
+    )
+
+
 def fit(
     model: nn.Module,
     train_data: Dataset,
@@ -264,11 +281,14 @@ def fit(
     callbacks: Sequence[EpochCallback] = (),
     progress: bool = False,
     max_epochs: int | None = None,
+    fingerprint: Mapping[str, str] | None = None,
 ) -> FitResult:
     """Train `model` in place; at return it holds the weights of the best validation epoch.
 
     `max_epochs` stops after that many epochs in this call (simulating a kill in tests, or a budget);
-    the schedule still spans `config.num_epochs`.
+    the schedule still spans `config.num_epochs`. `fingerprint` (data version, config digest) is stored
+    in every checkpoint, and `resume` refuses a checkpoint whose fingerprint differs: its weights were
+    trained on other data or with other settings.
     """
     # 1. Device and reproducibility.
     seed_everything(config.seed)
@@ -311,8 +331,10 @@ def fit(
     best_epoch, bad_epochs = 0, 0
     best_state = copy.deepcopy(model.state_dict())
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+    fingerprint = dict(fingerprint or {})
     if resume and checkpoint_path and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=settings.device, weights_only=True)
+        check_resumable(state.get("fingerprint"), fingerprint, checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -377,6 +399,7 @@ def fit(
                     "best_epoch": best_epoch,
                     "bad_epochs": bad_epochs,
                     "rng": _rng_state(generator),
+                    "fingerprint": fingerprint,
                 },
                 checkpoint_path,
             )

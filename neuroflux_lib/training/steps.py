@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,12 +12,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neuroflux_lib.artifacts import ArtifactMeta, load_artifact, save_artifact, update_meta
+from neuroflux_lib.artifacts import (
+    WEIGHTS_FILE,
+    ArtifactMeta,
+    load_artifact,
+    read_meta,
+    save_artifact,
+    update_meta,
+)
 from neuroflux_lib.config import DatasetConfig, ModelConfig
+from neuroflux_lib.data.discovery import sha256_file
 from neuroflux_lib.data.image_cache import cached_arrays
 from neuroflux_lib.data.transforms import eval_transform, train_transform
 from neuroflux_lib.errors import DataError
-from neuroflux_lib.evaluation.metrics import classification_summary
+from neuroflux_lib.evaluation.baselines import Baselines
+from neuroflux_lib.evaluation.comparison import compare, group_keys
+from neuroflux_lib.evaluation.intervals import Bootstrap, chance_level, named
+from neuroflux_lib.evaluation.metrics import calibration_bins, classification_summary, subject_probabilities
 from neuroflux_lib.evaluation.report import (
     REPORT_FILES,
     predict_probabilities,
@@ -34,6 +46,27 @@ def data_version(splits: pd.DataFrame) -> str:
     """Short digest of which bytes are in which split: changes when any image or assignment does."""
     keyed = splits.sort_values("path")[["sha256", "split"]].astype(str).agg(":".join, axis=1)
     return hashlib.sha256("\n".join(keyed).encode()).hexdigest()[:16]
+
+
+#: Settings that change neither the data a run learns from nor what it learns (hardware, search budgets).
+NOT_IN_CONFIG_DIGEST = frozenset(
+    {
+        "device",
+        "num_workers",
+        "use_tuned",
+        "tune_trials",
+        "tune_timeout_s",
+        "tune_pruner",
+        "tune_startup_trials",
+        "cv_folds",
+    }
+)
+
+
+def config_digest(config: ModelConfig) -> str:
+    """Short digest of the settings that shape the weights: a checkpoint only continues its own run."""
+    values = {k: v for k, v in config.model_dump(mode="json").items() if k not in NOT_IN_CONFIG_DIGEST}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _hashes(table: pd.DataFrame) -> list[str] | None:
@@ -148,16 +181,19 @@ def train_model(
     built, train, val = prepare_training(model_config, dataset_config, balanced, splits, progress)
     class_names = list(dataset_config.class_names)
     image_size = model_config.resolved_image_size(dataset_config)
+    version, digest = data_version(splits), config_digest(model_config)
+    checkpoint = Path(work_dir) / "checkpoint.pt"
     result = fit(
         built.model,
         train,
         val,
         model_config,
         class_names,
-        checkpoint_path=Path(work_dir) / "checkpoint.pt",
+        checkpoint_path=checkpoint,
         resume=resume,
         callbacks=callbacks,
         progress=progress,
+        fingerprint={"data_version": version, "config_digest": digest},
     )
     best = result.history[result.best_epoch - 1] if result.best_epoch else {}
     mean, std = built.normalization
@@ -169,7 +205,8 @@ def train_model(
         hyperparameters=model_config.model_dump(),
         weights_origin=built.weights_origin,
         pretrained=built.pretrained,
-        data_version=data_version(splits),
+        data_version=version,
+        config_digest=digest,
         training={
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
@@ -182,7 +219,9 @@ def train_model(
             "history": result.history,
         },
     )
-    return TrainedModel(save_artifact(artifact_dir, built.model, meta), result, meta)
+    saved = save_artifact(artifact_dir, built.model, meta)
+    checkpoint.unlink(missing_ok=True)  # the run is complete: nothing left to resume
+    return TrainedModel(saved, result, meta)
 
 
 @dataclass(frozen=True)
@@ -192,36 +231,80 @@ class Evaluation:
     predictions: pd.DataFrame
 
 
-def evaluate_artifact(
+def check_data_version(meta: ArtifactMeta, splits: pd.DataFrame, allow_other_data: bool) -> bool:
+    """True when the artifact was trained on these splits. A model trained on other splits may have seen
+    today's test images: refuse, unless the user asks, and then the report says so."""
+    current = data_version(splits)
+    if not meta.data_version or meta.data_version == current:
+        return True
+    if allow_other_data:
+        logger.warning(
+            "%s was trained on data version %s, the splits are %s: the test set is NOT held out",
+            meta.architecture,
+            meta.data_version,
+            current,
+        )
+        return False
+    raise DataError(
+        f"this {meta.architecture} model was trained on data version {meta.data_version}, but the current "
+        f"splits are {current}: its test images may have been training images. Train it again on the "
+        "current splits, or pass --allow-other-data to evaluate anyway (the report then says that the "
+        "test set was not held out)"
+    )
+
+
+def predict_split(
     artifact_dir: str | Path,
     dataset_config: DatasetConfig,
     splits: pd.DataFrame,
-    report_dir: str | Path,
-    *,
-    record_metrics: bool = True,
+    split: str,
     progress: bool = False,
-) -> Evaluation:
-    """Evaluate a saved artifact (the best checkpoint) on the test split; write report files.
-
-    With `record_metrics`, the test metrics are also written into the artifact's `model.json`.
-    """
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of a saved model on one split, through the decode-once cache."""
     model, meta = load_artifact(artifact_dir)
     normalization = (meta.normalization["mean"], meta.normalization["std"])
-    test = split_rows(splits, "test")
     data = cached_dataset(
-        test,
+        split_rows(splits, split),
         meta.class_names,
         meta.image_size,
         eval_transform(meta.image_size, normalization),
         StoragePaths(dataset_config.storage_dir).cache,
         progress=progress,
     )
-    y_true, probabilities = predict_probabilities(model, data)
+    return predict_probabilities(model, data)
+
+
+def evaluate_artifact(
+    artifact_dir: str | Path,
+    dataset_config: DatasetConfig,
+    splits: pd.DataFrame,
+    report_dir: str | Path,
+    *,
+    baselines: Baselines | None = None,
+    confound: dict | None = None,
+    allow_other_data: bool = False,
+    record_metrics: bool = True,
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluate a saved artifact (the best checkpoint) on the test split; write report files.
+
+    The report holds subject-bootstrap intervals, subject-level results, calibration and, with
+    `baselines`, the comparison with them and its verdict. With `record_metrics`, the test metrics are
+    also written into the artifact's `model.json`.
+    """
+    meta = read_meta(artifact_dir)
+    held_out = check_data_version(meta, splits, allow_other_data)
+    test = split_rows(splits, "test")
+    y_true, probabilities = predict_split(artifact_dir, dataset_config, splits, "test", progress)
     report = classification_summary(y_true, probabilities, meta.class_names)
+    report.update(trust_summary(meta, test, y_true, probabilities, splits, baselines, confound, held_out))
+    report["artifact_digest"] = sha256_file(Path(artifact_dir) / WEIGHTS_FILE)
     predictions = predictions_table(test["path"].tolist(), y_true, probabilities, meta.class_names)
     history = meta.training.get("history", [])
     best_epoch = meta.training.get("best_epoch", "?")
     title = f"{meta.architecture} (best epoch {best_epoch}, weights {meta.weights_origin})"
+    if not held_out:
+        title = f"{title}: TEST SET NOT HELD OUT"
     files = write_report(report, report_dir, meta.class_names, history, title)
     files["predictions"] = Path(report_dir) / REPORT_FILES["predictions"]
     predictions.to_csv(files["predictions"], index=False)
@@ -231,3 +314,47 @@ def evaluate_artifact(
         }
         update_meta(artifact_dir, meta)
     return Evaluation(report, files, predictions)
+
+
+def trust_summary(
+    meta: ArtifactMeta,
+    test: pd.DataFrame,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    splits: pd.DataFrame,
+    baselines: Baselines | None,
+    confound: dict | None,
+    held_out: bool,
+) -> dict:
+    """What a reader needs to believe (or not) the test numbers: intervals, subject-level results,
+    calibration, the comparison with the baselines, the confound warning, and data provenance."""
+    class_names = meta.class_names
+    k = len(class_names)
+    y_pred = probabilities.argmax(axis=1)
+    groups = group_keys(test)
+    subjects = (
+        test["subject_id"].fillna(test["path"]).tolist() if "subject_id" in test else test["path"].tolist()
+    )
+    subject_probs, subject_true, _ = subject_probabilities(probabilities, y_true, subjects)
+    subject_intervals = Bootstrap.of(subject_true, np.arange(len(subject_true)), k).intervals(
+        subject_probs.argmax(axis=1)
+    )
+    summary = {
+        "model_name": meta.architecture,
+        "intervals": named(Bootstrap.of(y_true, groups, k).intervals(y_pred), class_names),
+        "chance": chance_level(y_true, y_pred, k).as_dict(),
+        "subject_level": {"n_subjects": len(subject_true), **named(subject_intervals, class_names)},
+        "calibration": calibration_bins(y_true, probabilities),
+        "val_macro_f1": meta.training.get("best_val", {}).get("val_macro_f1"),
+        "confound_warning": (confound or {}).get("warning"),
+        "confound": {k: v for k, v in (confound or {}).items() if k != "tables"},
+        "held_out": held_out,
+        "data_version": data_version(splits),
+        "trained_on_data_version": meta.data_version,
+        "config_digest": meta.config_digest,
+    }
+    if baselines is not None:
+        val = splits.loc[splits["split"] == "val"]
+        summary["comparison"] = compare(meta.architecture, test, val, y_pred.tolist(), baselines, class_names)
+        summary["comparison"]["model_val_macro_f1"] = summary["val_macro_f1"]
+    return summary

@@ -136,6 +136,7 @@ NOT_OBJECTIVE = {
     "monitor",
     "tune_startup_trials",
     "tune_pruner",
+    "cv_folds",
 }
 
 

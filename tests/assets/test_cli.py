@@ -19,7 +19,9 @@ def workspace(demo_dataset, tmp_path_factory):
     """Config files as a user writes them: relative storage folder, tiny images and epochs."""
     root = tmp_path_factory.mktemp("dagster_cli")
     dataset = json.loads((REPO / "configs" / "dataset_config.json").read_text())
-    dataset.update(data_dir=str(demo_dataset), storage_dir="store", image_size=32, num_workers=1)
+    dataset.update(
+        data_dir=str(demo_dataset), storage_dir="store", image_size=32, num_workers=1, min_images_per_class=3
+    )
     (root / "dataset.json").write_text(json.dumps(dataset))
     model = json.loads((REPO / "configs" / "models" / "neuroflux_cnn.json").read_text())
     model.update(num_epochs=2, conv_channels=4, batch_size=32, device="cpu")
@@ -268,3 +270,21 @@ def test_the_storage_url_reaches_the_run_through_the_environment_and_is_restored
         assert config == {"storage": {"env": "NEUROFLUX_OPTUNA_STORAGE"}}
         assert os.environ["NEUROFLUX_OPTUNA_STORAGE"].endswith("@db/optuna")
     assert "NEUROFLUX_OPTUNA_STORAGE" not in os.environ
+
+
+def test_unusable_data_stops_preprocess_with_exit_2_and_says_which_class(tmp_path, demo_dataset, capsys):
+    """An empty class folder is not a model result: the split step stops with the class and its count."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dataset, data)
+    for image in (data / "EO").iterdir():
+        image.unlink()
+    dataset = json.loads((REPO / "configs" / "dataset_config.json").read_text())
+    dataset.update(
+        data_dir=str(data), storage_dir=str(tmp_path / "store"), image_size=32, min_images_per_class=3
+    )
+    (tmp_path / "dataset.json").write_text(json.dumps(dataset))
+    assert main(["preprocess", "--dataset_config", str(tmp_path / "dataset.json")]) == 2
+    err = capsys.readouterr().err
+    assert "EO" in err and "Images per class" not in capsys.readouterr().out

@@ -14,7 +14,7 @@ import pytest
 
 from neuroflux_assets.pipeline import materialize_all
 from tests.conftest import PostgresDatabase
-from tests.dagster_helpers import ALL_ASSETS, tiny_defs, tiny_run_config
+from tests.dagster_helpers import MATERIALIZED_BY_DEFAULT, tiny_defs, tiny_run_config
 
 pytestmark = pytest.mark.postgres
 
@@ -64,7 +64,7 @@ def test_full_graph_materializes_with_postgres_storage(
         " WHERE dagster_event_type = 'ASSET_MATERIALIZATION'",
     )
     keys = {(json.loads(key)[0], partition) for key, partition in materialized}
-    assert {key for key, _ in keys} == set(ALL_ASSETS)
+    assert {key for key, _ in keys} == set(MATERIALIZED_BY_DEFAULT)
     for asset in ("tuned_hyperparameters", "trained_model", "evaluation_report"):
         assert {p for key, p in keys if key == asset} == MODELS, asset
 

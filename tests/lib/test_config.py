@@ -44,3 +44,23 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(DatasetConfig, bad)
+
+
+def test_committed_config_sets_the_data_integrity_defaults():
+    config = load_config(DatasetConfig, REPO / "configs" / "dataset_config.json")
+    assert config.subject_from == "auto" and config.max_no_subject_fraction == 0.05
+    assert config.min_images_per_class == 10 and config.outlier_action == "keep"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"subject_from": "path"},
+        {"outlier_action": "drop"},
+        {"min_images_per_class": 0},
+        {"max_no_subject_fraction": 2},
+    ],
+)
+def test_data_integrity_settings_are_validated(tmp_path, values):
+    with pytest.raises(ConfigError, match=next(iter(values))):
+        load_config(DatasetConfig, write(tmp_path, values))

@@ -10,7 +10,7 @@ import pytest
 
 from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
 from neuroflux_lib.config import ModelConfig, load_model_config, model_config_path
-from neuroflux_lib.evaluation.promotion import choose_production
+from neuroflux_lib.evaluation.promotion import Gate, choose_production
 from neuroflux_lib.evaluation.report import REPORT_FILES, read_report
 from neuroflux_lib.models import MODEL_NAMES, REGISTRY, build_model, model_hyperparams
 from neuroflux_lib.paths import StoragePaths, config_dir, project_root
@@ -31,34 +31,59 @@ def tiny_artifact(folder: Path) -> Path:
     return save_artifact(folder, built.model, meta)
 
 
-def report(folder: Path, macro_f1: float, accuracy: float) -> Path:
+def report(
+    folder: Path, val: float, test: float, gain: tuple[float, float, float], version: str = "v1"
+) -> Path:
+    """A report.json as `evaluate_artifact` writes it, reduced to what promotion reads."""
     folder.mkdir(parents=True)
-    (folder / REPORT_FILES["report"]).write_text(
-        json.dumps({"macro_f1": macro_f1, "accuracy": accuracy, "n_test": 20})
-    )
+    estimate, low, high = gain
+    comparison = {
+        "difference": {"estimate": estimate, "low": low, "high": high},
+        "best_baseline": "thumbnail",
+        "baselines": {"thumbnail": {"description": "logistic regression on thumbnails"}},
+    }
+    body = {"model_name": folder.name, "macro_f1": test, "val_macro_f1": val, "data_version": version}
+    (folder / REPORT_FILES["report"]).write_text(json.dumps({**body, "comparison": comparison}))
     return folder
 
 
-def test_promotion_picks_the_best_passing_model_and_says_why(tmp_path):
+def test_the_model_to_promote_is_chosen_on_validation_and_gated_on_test(tmp_path):
     trained = {name: tiny_artifact(tmp_path / f"m-{name}") for name in ("a", "b", "c")}
     reports = {
-        "a": report(tmp_path / "r-a", 0.6, 0.7),
-        "b": report(tmp_path / "r-b", 0.8, 0.8),
-        "c": report(tmp_path / "r-c", 0.3, 0.9),
+        "a": report(tmp_path / "a", val=0.50, test=0.90, gain=(0.30, 0.20, 0.40)),  # best on test only
+        "b": report(tmp_path / "b", val=0.60, test=0.70, gain=(0.10, 0.02, 0.18)),
+        "c": report(tmp_path / "c", val=0.40, test=0.50, gain=(0.00, -0.1, 0.10)),
     }
-    chosen = choose_production(trained, reports, min_macro_f1=0.5)
-    assert chosen.model == "b" and "0.800" in chosen.why
+    chosen = choose_production(trained, reports, Gate())
+    assert chosen.model == "b" and "highest validation macro-F1 (0.600)" in chosen.why
+    assert "beats the best baseline (thumbnail" in chosen.why
     assert set(chosen.others["model"]) == {"a", "c"}
-    assert not chosen.candidates.set_index("model").loc["c", "passed"]
 
-    nothing = choose_production(trained, reports, min_macro_f1=0.9)
-    assert nothing.model is None and "nothing promoted" in nothing.why
+    # The chosen model fails a stricter gate: nothing is promoted, the test split does not pick "a".
+    strict = choose_production(trained, reports, Gate(min_gain=0.05))
+    assert strict.model is None and "nothing promoted" in strict.why and "does not beat" in strict.why
+    floor = choose_production(trained, reports, Gate(min_macro_f1=0.8))
+    assert floor.model is None and "is below the floor 0.800" in floor.why
+
+
+def test_reports_of_another_data_version_are_stale_and_never_chosen(tmp_path):
+    trained = {name: tiny_artifact(tmp_path / f"m-{name}") for name in ("old", "new")}
+    reports = {
+        "old": report(tmp_path / "old", val=0.9, test=0.9, gain=(0.3, 0.2, 0.4), version="v0"),
+        "new": report(tmp_path / "new", val=0.5, test=0.6, gain=(0.1, 0.05, 0.15), version="v1"),
+    }
+    chosen = choose_production(trained, reports, Gate(), data_version="v1")
+    assert chosen.model == "new"
+    stale = chosen.candidates.set_index("model").loc["old"]
+    assert not stale["eligible"] and "stale: evaluated on data version v0" in stale["why"]
 
 
 def test_a_broken_artifact_is_never_promoted(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
-    chosen = choose_production({"a": broken}, {"a": report(tmp_path / "r", 0.9, 0.9)}, 0.5)
+    chosen = choose_production(
+        {"a": broken}, {"a": report(tmp_path / "a", 0.9, 0.9, (0.3, 0.2, 0.4))}, Gate()
+    )
     assert chosen.model is None
     assert "does not load" in chosen.candidates.loc[0, "why"]
 

@@ -4,7 +4,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from neuroflux_lib.config import DatasetConfig
 from neuroflux_lib.data.dedup import dhash, duplicate_groups, hamming
+from neuroflux_lib.data.pipeline import scan_images
+from neuroflux_lib.data.splits import make_splits
+from neuroflux_lib.demo.generator import generate_demo_dataset, plan_dataset
 from tests.factories import blob_image
 
 
@@ -37,3 +41,25 @@ def test_hash_is_256_bits_and_resize_invariant():
     small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)  # the same scan re-exported smaller
     assert len(dhash(image)) == 64
     assert hamming(dhash(image), dhash(small)) <= 6
+
+
+def test_demo_duplicates_are_grouped_and_never_straddle_splits(tmp_path):
+    """The demo's exact copies (same bytes, other image id) and re-encodings (other JPEG quality) get one
+    duplicate group each, which keeps them in one split even when nothing else ties them together."""
+    out = tmp_path / "data"
+    generate_demo_dataset(out, scale=0.1, seed=0, image_size=256, workers=1)
+    pairs = [
+        (str(out / s.duplicate_of), str(out / s.rel_path), s.duplicate_kind)
+        for s in plan_dataset(scale=0.1, seed=0, image_size=256)
+        if s.duplicate_of
+    ]
+    assert sorted(kind for *_, kind in pairs) == ["exact", "reencoded"]
+    _, images = scan_images(DatasetConfig(data_dir=str(out), num_workers=1))
+    table = images.set_index("path")
+    for original, copy, kind in pairs:
+        assert table.at[original, "dup_group"] == table.at[copy, "dup_group"], kind
+        assert (table.at[original, "sha256"] == table.at[copy, "sha256"]) == (kind == "exact")
+    usable = images.loc[images["readable"]].assign(subject_id=lambda t: t["path"])  # one subject per file
+    splits = make_splits(usable[["path", "class_name", "subject_id", "dup_group"]], seed=3).set_index("path")
+    for original, copy, _ in pairs:
+        assert splits.at[original, "split"] == splits.at[copy, "split"]

@@ -21,6 +21,9 @@ def test_formulas_on_hand_made_arrays():
     assert stats["entropy"] == pytest.approx(1.0)  # two equally likely values = 1 bit
     assert stats["background_fraction"] == pytest.approx(0.5)
     assert stats["dynamic_range"] == pytest.approx(200.0)
+    assert stats["saturated_fraction"] == 0.0
+    half[:, 3] = 255
+    assert image_statistics(half)["saturated_fraction"] == pytest.approx(0.25)
 
 
 def test_entropy_of_uniform_256_levels_is_8_bits():
@@ -65,4 +68,5 @@ def test_histogram_statistics_match_numpy(image):
     assert stats["contrast"] == pytest.approx(image.astype(float).std(), abs=1e-6)
     assert stats["dynamic_range"] == pytest.approx(hi - lo)
     assert stats["background_fraction"] == pytest.approx((image < 10).mean())
+    assert stats["saturated_fraction"] == pytest.approx((image >= 250).mean())
     assert stats["sharpness"] == pytest.approx(cv2.Laplacian(image, cv2.CV_64F).var(), rel=1e-6, abs=1e-6)

@@ -6,7 +6,14 @@ from hypothesis import strategies as st
 
 from neuroflux_lib.config import DatasetConfig
 from neuroflux_lib.data.pipeline import detect_outliers, scan_images, split_dataset
-from neuroflux_lib.data.splits import LeakageError, make_splits, split_counts, verify_no_leakage
+from neuroflux_lib.data.splits import (
+    LeakageError,
+    class_shortfalls,
+    empty_split_cells,
+    make_splits,
+    split_counts,
+    verify_no_leakage,
+)
 
 CLASSES = ["PTE", "LO", "EO", "IPTE", "IO"]
 
@@ -25,7 +32,7 @@ def synthetic_table(n_subjects: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def scanned(demo_dataset):
-    config = DatasetConfig(data_dir=str(demo_dataset), num_workers=1)
+    config = DatasetConfig(data_dir=str(demo_dataset), num_workers=1, min_images_per_class=3)
     _, images = scan_images(config)
     outliers, _ = detect_outliers(images, config)
     return config, images, outliers
@@ -38,7 +45,9 @@ def test_no_subject_or_duplicate_group_crosses_splits_on_demo_data(scanned):
         assert splits.groupby(key)["split"].nunique().max() == 1, key
     counts = split_counts(splits, CLASSES)
     assert (counts[["train", "val", "test"]] > 0).all().all(), counts
-    assert not set(outliers["path"]) & set(splits["path"])
+    excluded = set(outliers.loc[outliers["excluded"], "path"])
+    assert excluded and not excluded & set(splits["path"])
+    assert set(outliers.loc[~outliers["excluded"], "path"]) <= set(splits["path"]), "kept outliers are used"
     assert not set(images.loc[~images["readable"], "path"]) & set(splits["path"])
 
 
@@ -81,6 +90,17 @@ def test_verify_catches_leaks():
     )
     with pytest.raises(LeakageError, match="augmented"):
         verify_no_leakage(augmented)
+
+
+def test_class_helpers_name_short_classes_and_empty_cells():
+    table = synthetic_table(80, seed=5)
+    table = table[table["class_name"] != "IO"]
+    counts = table.groupby("class_name").size()
+    short = class_shortfalls(table, CLASSES, minimum=int(counts["LO"]) + 1)
+    assert short["IO"] == 0 and short["LO"] == counts["LO"] and "PTE" not in short
+    splits = make_splits(table, (0.7, 0.15, 0.15), CLASSES, seed=1)
+    assert {("IO", "train"), ("IO", "val"), ("IO", "test")} <= set(empty_split_cells(splits, CLASSES))
+    assert ("IO", "val") not in empty_split_cells(splits, CLASSES, (1.0, 0.0, 0.0))
 
 
 @settings(max_examples=25, deadline=None)

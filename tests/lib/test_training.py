@@ -240,3 +240,74 @@ def test_training_twice_gives_the_same_model(prepared, tmp_path):
     ]
     first, second = ((run.artifact_dir / "model.safetensors").read_bytes() for run in runs)
     assert first == second
+
+
+def test_resume_refuses_a_checkpoint_of_other_data_or_settings(tmp_path):
+    """Resuming with a checkpoint written on another split would re-save weights that saw today's test
+    images: refused, with how to start fresh."""
+    from neuroflux_lib.errors import DataError
+
+    train, val = datasets()
+    ckpt = tmp_path / "c.pt"
+    first = {"data_version": "aaa", "config_digest": "c1"}
+    fit(cnn(), train, val, config(), CLASSES, checkpoint_path=ckpt, max_epochs=1, fingerprint=first)
+    for other in (
+        {"data_version": "bbb", "config_digest": "c1"},
+        {"data_version": "aaa", "config_digest": "c2"},
+    ):
+        with pytest.raises(DataError, match="without --resume"):
+            fit(cnn(), train, val, config(), CLASSES, checkpoint_path=ckpt, resume=True, fingerprint=other)
+    resumed = fit(cnn(), train, val, config(), CLASSES, checkpoint_path=ckpt, resume=True, fingerprint=first)
+    assert len(resumed.history) == config().num_epochs
+
+
+def test_a_finished_training_leaves_no_checkpoint_and_records_its_versions(prepared, tmp_path):
+    from neuroflux_lib.config import with_overrides
+    from neuroflux_lib.training.steps import config_digest, data_version, train_model
+
+    dataset, balanced, splits = prepared
+    model = tiny_cnn_config()
+    trained = train_model(
+        model, dataset, balanced, splits, artifact_dir=tmp_path / "a", work_dir=tmp_path / "w"
+    )
+    assert not (tmp_path / "w" / "checkpoint.pt").exists()
+    assert trained.meta.data_version == data_version(splits)
+    assert trained.meta.config_digest == config_digest(model)
+    assert config_digest(with_overrides(model, {"device": "cuda"})) == config_digest(model)
+    assert config_digest(with_overrides(model, {"learning_rate": 0.5})) != config_digest(model)
+
+
+def test_evaluation_refuses_a_model_of_other_data_unless_asked(prepared, tmp_path):
+    """The test split of new splits may hold the old model's training images: refused by default; with
+    allow_other_data the report says in its title and JSON that the test set was not held out."""
+    import json
+
+    from neuroflux_lib.errors import DataError
+    from neuroflux_lib.training.steps import evaluate_artifact, train_model
+
+    dataset, balanced, splits = prepared
+    model = tiny_cnn_config()
+    trained = train_model(
+        model, dataset, balanced, splits, artifact_dir=tmp_path / "a", work_dir=tmp_path / "w"
+    )
+    moved = splits.copy()
+    moved.loc[moved.index[:3], "split"] = "test"  # another assignment: another data version
+    with pytest.raises(DataError, match="--allow-other-data"):
+        evaluate_artifact(trained.artifact_dir, dataset, moved, tmp_path / "r")
+    evaluation = evaluate_artifact(
+        trained.artifact_dir, dataset, moved, tmp_path / "r", allow_other_data=True
+    )
+    assert evaluation.report["held_out"] is False
+    saved = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert saved["held_out"] is False and saved["artifact_digest"]
+
+
+def tiny_cnn_config():
+    """The shipped CNN config, one epoch at 4 channels: what the step tests train."""
+    from neuroflux_lib.config import load_model_config, with_overrides
+    from neuroflux_lib.paths import config_dir
+
+    return with_overrides(
+        load_model_config(config_dir() / "models" / "neuroflux_cnn.json"),
+        {"num_epochs": 1, "conv_channels": 4, "batch_size": 32, "device": "cpu"},
+    )
