@@ -14,9 +14,9 @@ from neuroflux_assets import metadata as md
 from neuroflux_assets.io_managers import ALL_PARTITIONS
 from neuroflux_assets.resources import DatasetResource, ThresholdsResource
 from neuroflux_lib.artifacts import read_meta
+from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.promotion import choose_production
 from neuroflux_lib.paths import StoragePaths
-from neuroflux_lib.training.steps import data_version
 
 GROUP = "deployment"
 

@@ -20,6 +20,7 @@ from neuroflux_assets.settings import (
 )
 from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.config import ModelConfig, resolve_model, with_overrides
+from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.comparison import comparison_rows
 from neuroflux_lib.evaluation.confound import confound_table
 from neuroflux_lib.evaluation.cross_validation import cross_validate
@@ -27,7 +28,7 @@ from neuroflux_lib.evaluation.intervals import Interval
 from neuroflux_lib.evaluation.reference import baselines_of
 from neuroflux_lib.paths import StoragePaths
 from neuroflux_lib.plots import intervals_png, training_curves_png
-from neuroflux_lib.training.steps import data_version, evaluate_artifact, train_model
+from neuroflux_lib.training.steps import evaluate_artifact, train_model
 from neuroflux_lib.training.tuning import (
     StudyResult,
     StudySpec,

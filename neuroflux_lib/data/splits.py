@@ -7,6 +7,7 @@ groups first, each to the split whose per-class quota is least filled. Determini
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -128,3 +129,9 @@ def empty_split_cells(
     counts = split_counts(splits, class_names)
     wanted = [split for split, ratio in zip(SPLITS, ratios, strict=True) if ratio > 0]
     return [(name, split) for name in counts.index for split in wanted if counts.at[name, split] == 0]
+
+
+def data_version(splits: pd.DataFrame) -> str:
+    """Short digest of which bytes are in which split: changes when any image or assignment does."""
+    keyed = splits.sort_values("path")[["sha256", "split"]].astype(str).agg(":".join, axis=1)
+    return hashlib.sha256("\n".join(keyed).encode()).hexdigest()[:16]

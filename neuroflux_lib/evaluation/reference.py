@@ -8,10 +8,10 @@ import time
 import pandas as pd
 
 from neuroflux_lib.config import DatasetConfig
+from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.baselines import Baselines, fit_baselines
 from neuroflux_lib.evaluation.comparison import baseline_table, group_keys
 from neuroflux_lib.evaluation.confound import confound_report
-from neuroflux_lib.training.steps import data_version
 
 
 def reference_report(splits: pd.DataFrame, config: DatasetConfig) -> dict:

@@ -101,7 +101,7 @@ def read_offline_run(folder: str | Path) -> OfflineRun:
         if kind == "run":
             run = record.run
             started = run.start_time.seconds
-            info = {
+            fields = {
                 "run_id": run.run_id,
                 "name": run.display_name,
                 "job_type": run.job_type,
@@ -109,6 +109,8 @@ def read_offline_run(folder: str | Path) -> OfflineRun:
                 "tags": list(run.tags),
                 "started": datetime.fromtimestamp(started, UTC) if started else None,
             }
+            # A later run record (an update) may carry only some fields: never let it blank the others.
+            info.update({key: value for key, value in fields.items() if value})
             config.update({_item_key(i): _json(i.value_json) for i in run.config.update})
         elif kind == "config":
             config.update({_item_key(i): _json(i.value_json) for i in record.config.update})

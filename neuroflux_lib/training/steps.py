@@ -23,29 +23,23 @@ from neuroflux_lib.artifacts import (
 from neuroflux_lib.config import DatasetConfig, ModelConfig
 from neuroflux_lib.data.discovery import sha256_file
 from neuroflux_lib.data.image_cache import cached_arrays
+from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.data.transforms import eval_transform, train_transform
 from neuroflux_lib.errors import DataError
 from neuroflux_lib.evaluation.baselines import Baselines
-from neuroflux_lib.evaluation.comparison import compare, group_keys
-from neuroflux_lib.evaluation.intervals import Bootstrap, chance_level, named
-from neuroflux_lib.evaluation.metrics import calibration_bins, classification_summary, subject_probabilities
+from neuroflux_lib.evaluation.metrics import classification_summary
 from neuroflux_lib.evaluation.report import (
     REPORT_FILES,
     predict_probabilities,
     predictions_table,
     write_report,
 )
+from neuroflux_lib.evaluation.trust import trust_summary
 from neuroflux_lib.models import BuiltModel, build_model, count_parameters, model_spec
 from neuroflux_lib.paths import StoragePaths
 from neuroflux_lib.training.loop import EpochCallback, FitResult, ImageTensorDataset, fit, seed_everything
 
 logger = logging.getLogger(__name__)
-
-
-def data_version(splits: pd.DataFrame) -> str:
-    """Short digest of which bytes are in which split: changes when any image or assignment does."""
-    keyed = splits.sort_values("path")[["sha256", "split"]].astype(str).agg(":".join, axis=1)
-    return hashlib.sha256("\n".join(keyed).encode()).hexdigest()[:16]
 
 
 #: Settings that change neither the data a run learns from nor what it learns (hardware, search budgets).
@@ -314,47 +308,3 @@ def evaluate_artifact(
         }
         update_meta(artifact_dir, meta)
     return Evaluation(report, files, predictions)
-
-
-def trust_summary(
-    meta: ArtifactMeta,
-    test: pd.DataFrame,
-    y_true: np.ndarray,
-    probabilities: np.ndarray,
-    splits: pd.DataFrame,
-    baselines: Baselines | None,
-    confound: dict | None,
-    held_out: bool,
-) -> dict:
-    """What a reader needs to believe (or not) the test numbers: intervals, subject-level results,
-    calibration, the comparison with the baselines, the confound warning, and data provenance."""
-    class_names = meta.class_names
-    k = len(class_names)
-    y_pred = probabilities.argmax(axis=1)
-    groups = group_keys(test)
-    subjects = (
-        test["subject_id"].fillna(test["path"]).tolist() if "subject_id" in test else test["path"].tolist()
-    )
-    subject_probs, subject_true, _ = subject_probabilities(probabilities, y_true, subjects)
-    subject_intervals = Bootstrap.of(subject_true, np.arange(len(subject_true)), k).intervals(
-        subject_probs.argmax(axis=1)
-    )
-    summary = {
-        "model_name": meta.architecture,
-        "intervals": named(Bootstrap.of(y_true, groups, k).intervals(y_pred), class_names),
-        "chance": chance_level(y_true, y_pred, k).as_dict(),
-        "subject_level": {"n_subjects": len(subject_true), **named(subject_intervals, class_names)},
-        "calibration": calibration_bins(y_true, probabilities),
-        "val_macro_f1": meta.training.get("best_val", {}).get("val_macro_f1"),
-        "confound_warning": (confound or {}).get("warning"),
-        "confound": {k: v for k, v in (confound or {}).items() if k != "tables"},
-        "held_out": held_out,
-        "data_version": data_version(splits),
-        "trained_on_data_version": meta.data_version,
-        "config_digest": meta.config_digest,
-    }
-    if baselines is not None:
-        val = splits.loc[splits["split"] == "val"]
-        summary["comparison"] = compare(meta.architecture, test, val, y_pred.tolist(), baselines, class_names)
-        summary["comparison"]["model_val_macro_f1"] = summary["val_macro_f1"]
-    return summary

@@ -263,7 +263,8 @@ def test_resume_refuses_a_checkpoint_of_other_data_or_settings(tmp_path):
 
 def test_a_finished_training_leaves_no_checkpoint_and_records_its_versions(prepared, tmp_path):
     from neuroflux_lib.config import with_overrides
-    from neuroflux_lib.training.steps import config_digest, data_version, train_model
+    from neuroflux_lib.data.splits import data_version
+    from neuroflux_lib.training.steps import config_digest, train_model
 
     dataset, balanced, splits = prepared
     model = tiny_cnn_config()
