@@ -13,13 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from neuroflux_lib.config import DatasetConfig, load_config, with_overrides
 from neuroflux_lib.data.pipeline import run_preprocess
 from neuroflux_lib.demo.generator import generate_demo_dataset
 from neuroflux_lib.evaluation.comparison import compare
-from neuroflux_lib.evaluation.intervals import Bootstrap, Interval, chance_level
+from neuroflux_lib.evaluation.intervals import Bootstrap, Interval
 from neuroflux_lib.evaluation.reference import baselines_of, reference_report
 from neuroflux_lib.paths import config_dir
 
@@ -46,8 +44,9 @@ def main() -> None:
         predictions = reference["baselines"]["thumbnail"]["test"]
         started = time.perf_counter()
         labels = test["class_name"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy()
-        Bootstrap.of(labels, test["group"], 5).intervals(predictions)
-        chance_level(labels, np.asarray(predictions), 5)
+        bootstrap = Bootstrap.of(labels, test["group"], 5)
+        bootstrap.intervals(predictions)
+        bootstrap.chance(predictions)
         compare("model", test, val, predictions, baselines_of(reference), config.class_names)
         model_side = time.perf_counter() - started
     summary = {name: item["test"]["macro_f1"] for name, item in reference["summary"].items()}

@@ -86,6 +86,7 @@ class Bootstrap:
     n_classes: int
     counts: np.ndarray  # (resamples, groups)
     level: float
+    seed: int = DEFAULT_SEED
 
     @classmethod
     def of(
@@ -103,7 +104,7 @@ class Bootstrap:
         _, group_index = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
         n_groups = int(group_index.max()) + 1
         counts = resample_counts(n_groups, resamples, seed)
-        return cls(y_true, group_index, n_groups, n_classes, counts, level)
+        return cls(y_true, group_index, n_groups, n_classes, counts, level, seed)
 
     def _resampled(self, y_pred: Sequence[int]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         y_pred = np.asarray(y_pred, dtype=np.int64)
@@ -125,6 +126,22 @@ class Bootstrap:
         samples, point = self._resampled(y_pred)
         return {key: self._interval(point[key], samples[key]) for key in point}
 
+    def chance(self, y_pred: Sequence[int]) -> Interval:
+        """Macro-F1 of a predictor with no information that predicts each class as often as this one:
+        the predictions shuffled against the truth (as many shuffles as resamples); mean and central
+        interval of that null distribution.
+
+        1/K is chance only for a predictor that spreads its answers evenly; a model that says "PTE" to
+        everything scores far below 1/K by construction, and is still exactly at chance."""
+        y_pred = np.asarray(y_pred, dtype=np.int64)
+        shuffles, k = self.counts.shape[0], self.n_classes
+        rng = np.random.default_rng(self.seed)
+        shuffled = np.stack([rng.permutation(y_pred) for _ in range(shuffles)])
+        cells = (np.arange(shuffles)[:, None] * k + self.y_true[None, :]) * k + shuffled
+        confusion = np.bincount(cells.ravel(), minlength=shuffles * k * k).reshape(shuffles, k, k)
+        scores = metrics_from_confusion(confusion)["macro_f1"]
+        return self._interval(float(scores.mean()), scores)
+
     def difference(
         self, y_pred_a: Sequence[int], y_pred_b: Sequence[int], metric: str = "macro_f1"
     ) -> Interval:
@@ -142,28 +159,3 @@ def named(intervals: Mapping[str, Interval], class_names: Sequence[str]) -> dict
             key = f"f1_{class_names[int(key[3:])]}"
         out[key] = interval.as_dict()
     return out
-
-
-def chance_level(
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
-    n_classes: int,
-    permutations: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-    level: float = DEFAULT_LEVEL,
-) -> Interval:
-    """Macro-F1 of a predictor with no information that predicts each class as often as this one: the
-    predictions shuffled against the truth. Mean and central interval of that null distribution.
-
-    1/K is chance only for a predictor that spreads its answers evenly; a model that says "PTE" to
-    everything scores far below 1/K by construction, and is still exactly at chance."""
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    shuffled = np.stack([rng.permutation(y_pred) for _ in range(permutations)])
-    cells = (np.arange(permutations)[:, None] * n_classes + y_true[None, :]) * n_classes + shuffled
-    confusion = np.bincount(cells.ravel(), minlength=permutations * n_classes * n_classes)
-    scores = metrics_from_confusion(confusion.reshape(permutations, n_classes, n_classes))["macro_f1"]
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(scores, [tail, 100 - tail])
-    return Interval(float(scores.mean()), float(low), float(high))

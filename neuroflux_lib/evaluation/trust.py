@@ -9,7 +9,7 @@ from neuroflux_lib.artifacts import ArtifactMeta
 from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.baselines import Baselines
 from neuroflux_lib.evaluation.comparison import compare, group_keys
-from neuroflux_lib.evaluation.intervals import Bootstrap, chance_level, named
+from neuroflux_lib.evaluation.intervals import Bootstrap, named
 from neuroflux_lib.evaluation.metrics import calibration_bins, subject_probabilities
 
 
@@ -36,10 +36,11 @@ def trust_summary(
     subject_intervals = Bootstrap.of(subject_true, np.arange(len(subject_true)), k).intervals(
         subject_probs.argmax(axis=1)
     )
+    bootstrap = Bootstrap.of(y_true, groups, k)
     summary = {
         "model_name": meta.architecture,
-        "intervals": named(Bootstrap.of(y_true, groups, k).intervals(y_pred), class_names),
-        "chance": chance_level(y_true, y_pred, k).as_dict(),
+        "intervals": named(bootstrap.intervals(y_pred), class_names),
+        "chance": bootstrap.chance(y_pred).as_dict(),
         "subject_level": {"n_subjects": len(subject_true), **named(subject_intervals, class_names)},
         "calibration": calibration_bins(y_true, probabilities),
         "val_macro_f1": meta.training.get("best_val", {}).get("val_macro_f1"),

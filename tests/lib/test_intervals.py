@@ -69,3 +69,15 @@ def test_a_fixed_seed_gives_identical_intervals_and_another_seed_does_not():
     assert first == again and first != other
     assert (resample_counts(10, 1000, 0) == resample_counts(10, 1000, 0)).all()
     assert Bootstrap.of(y_true, groups, 5).counts.shape[0] >= 1000
+
+
+def test_chance_is_what_a_predictor_with_the_same_answer_rates_scores_without_information():
+    rng = np.random.default_rng(4)
+    y_true = rng.integers(0, 5, 200)
+    boot = Bootstrap.of(y_true, np.arange(200), 5)
+    constant = np.zeros(200, dtype=int)  # "PTE" for everything: far below 1/K, and exactly at chance
+    assert boot.chance(constant).estimate == pytest.approx(boot.intervals(constant)["macro_f1"].estimate)
+    assert boot.chance(constant).estimate < 0.2
+    spread = rng.integers(0, 5, 200)  # even answers, no information: chance close to 1/K
+    assert boot.chance(spread).estimate == pytest.approx(0.2, abs=0.03)
+    assert boot.chance(y_true).high < boot.intervals(y_true)["macro_f1"].low  # a perfect model is not
