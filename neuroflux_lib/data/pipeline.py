@@ -116,11 +116,14 @@ class PreprocessResult:
     balanced: pd.DataFrame
 
 
-def balance_dataset(splits: pd.DataFrame, config: DatasetConfig, progress: bool = False) -> pd.DataFrame:
-    """The train split topped up with augmented copies (written under the storage's `augmented/`)."""
+def balance_dataset(
+    splits: pd.DataFrame, config: DatasetConfig, progress: bool = False, out_dir: str | Path | None = None
+) -> pd.DataFrame:
+    """The train split topped up with augmented copies, written under `out_dir` (default the storage's
+    `augmented/`; cross-validation folds each have their own)."""
     return balance_train_set(
         splits,
-        StoragePaths(config.storage_dir).augmented,
+        out_dir or StoragePaths(config.storage_dir).augmented,
         config.balance_target,
         config.random_seed,
         config.max_image_pixels,

@@ -120,14 +120,10 @@ def comparison_rows(comparison: dict, model_name: str) -> pd.DataFrame:
             "estimate": [r["test_macro_f1"]["estimate"] for r in rows],
             "low": [r["test_macro_f1"]["low"] for r in rows],
             "high": [r["test_macro_f1"]["high"] for r in rows],
-            "balanced_accuracy": [_fmt(r["test_balanced_accuracy"]) for r in rows],
+            "balanced_accuracy": [str(Interval(**r["test_balanced_accuracy"])) for r in rows],
             "val_macro_f1": [r["val_macro_f1"] for r in rows],
         }
     )
-
-
-def _fmt(interval: dict) -> str:
-    return str(Interval(**interval))
 
 
 def comparison_text(comparison: dict, model_name: str) -> str:

@@ -20,11 +20,11 @@ from scipy import stats
 from sklearn.model_selection import StratifiedGroupKFold
 
 from neuroflux_lib.config import DatasetConfig, ModelConfig
-from neuroflux_lib.data.balancing import balance_train_set
+from neuroflux_lib.data.pipeline import balance_dataset
 from neuroflux_lib.errors import ConfigError
 from neuroflux_lib.evaluation.baselines import fit_baselines
 from neuroflux_lib.evaluation.comparison import group_keys, labels_of
-from neuroflux_lib.evaluation.intervals import Bootstrap
+from neuroflux_lib.evaluation.metrics import epoch_metrics
 
 ESTIMATE_NAME = "cross-validation (train+val, {k} subject-grouped folds)"
 
@@ -72,13 +72,7 @@ def cross_validate(
     rows, scores = [], {"model": []}
     for index, table in enumerate(fold_tables(splits, folds, dataset_config.random_seed)):
         fold_dir = work_dir / f"fold-{index}"
-        balanced = balance_train_set(
-            table,
-            fold_dir / "augmented",
-            dataset_config.balance_target,
-            dataset_config.random_seed,
-            dataset_config.max_image_pixels,
-        )
+        balanced = balance_dataset(table, dataset_config, out_dir=fold_dir / "augmented")
         trained = train_model(
             model_config,
             dataset_config,
@@ -90,14 +84,14 @@ def cross_validate(
         _, probabilities = predict_split(trained.artifact_dir, dataset_config, table, "test")
         predicted = probabilities.argmax(axis=1)
         held = table.loc[table["split"] == "test"]
-        boot = Bootstrap.of(labels_of(held, class_names), group_keys(held), len(class_names), resamples=1)
+        truth = labels_of(held, class_names)
         row = {
             "fold": index,
             "test_images": len(held),
-            "model": boot.intervals(predicted)["macro_f1"].estimate,
+            "model": epoch_metrics(truth, predicted, class_names)["macro_f1"],
         }
         for name, result in fit_baselines(table, dataset_config).results.items():
-            row[name] = boot.intervals(result.test)["macro_f1"].estimate
+            row[name] = epoch_metrics(truth, np.asarray(result.test), class_names)["macro_f1"]
             scores.setdefault(name, []).append(row[name])
         scores["model"].append(row["model"])
         rows.append(row)

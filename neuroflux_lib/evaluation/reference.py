@@ -12,6 +12,7 @@ from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.baselines import Baselines, fit_baselines
 from neuroflux_lib.evaluation.comparison import baseline_table, group_keys
 from neuroflux_lib.evaluation.confound import confound_report
+from neuroflux_lib.evaluation.intervals import Interval
 
 
 def reference_report(splits: pd.DataFrame, config: DatasetConfig) -> dict:
@@ -38,16 +39,13 @@ def baselines_of(reference: dict) -> Baselines:
 def summary_rows(reference: dict) -> pd.DataFrame:
     """One row per baseline: val and test macro-F1 and balanced accuracy with intervals (for tables)."""
 
-    def shown(interval: dict) -> str:
-        return f"{interval['estimate']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
-
     return pd.DataFrame(
         [
             {
                 "baseline": name,
-                "val_macro_f1": shown(item["val"]["macro_f1"]),
-                "test_macro_f1": shown(item["test"]["macro_f1"]),
-                "test_balanced_accuracy": shown(item["test"]["balanced_accuracy"]),
+                "val_macro_f1": str(Interval(**item["val"]["macro_f1"])),
+                "test_macro_f1": str(Interval(**item["test"]["macro_f1"])),
+                "test_balanced_accuracy": str(Interval(**item["test"]["balanced_accuracy"])),
                 "what": item["description"],
             }
             for name, item in reference["summary"].items()
