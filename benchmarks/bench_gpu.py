@@ -25,8 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from neuroflux_lib.config import DEFAULT_CLASS_NAMES
-from neuroflux_lib.data.transforms import eval_transform, train_transform
+from neuroflux_lib.config import DEFAULT_CLASS_NAMES, AugmentationConfig
+from neuroflux_lib.data.augmentation import build_augmentation
+from neuroflux_lib.data.normalization import ModelInput
 from neuroflux_lib.models import build_model
 from neuroflux_lib.training.loop import (
     DeviceSettings,
@@ -48,10 +49,9 @@ def synthetic(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 
 def loader(images: np.ndarray, labels: np.ndarray, args, settings: DeviceSettings, train: bool) -> DataLoader:
-    transform = train_transform(args.size, NORM) if train else eval_transform(args.size, NORM)
     workers = loader_workers(args.workers, settings.device)
     return DataLoader(
-        ImageTensorDataset(images, labels, transform),
+        ImageTensorDataset(images, labels),
         batch_size=args.batch,
         shuffle=train,
         drop_last=train,
@@ -65,22 +65,23 @@ def on_device(batches: DataLoader, settings: DeviceSettings) -> list[tuple[torch
     """The loader's batches moved to the device once, so a pass measures the model alone."""
     moved = []
     for images, labels in batches:
-        images = images.to(settings.device)
-        if settings.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        moved.append((images, labels.to(settings.device)))
+        moved.append((images.to(settings.device), labels.to(settings.device)))
     return moved
 
 
-def images_per_s(model: nn.Module, batches, settings: DeviceSettings, train: bool) -> float:
-    """Second of two passes of the project's `run_epoch`; trains when `train`, else inference."""
+def images_per_s(
+    model: nn.Module, inputs: ModelInput, batches, settings: DeviceSettings, train: bool
+) -> float:
+    """Second of two passes of the project's `run_epoch` (with its batched augmentation and normalisation
+    on the device); trains when `train`, else inference."""
     loss_fn = nn.CrossEntropyLoss()
     optimizer = scaler = None
     if train:
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         scaler = torch.amp.GradScaler(settings.device.type) if settings.needs_grad_scaler else None
     for _ in range(2):
-        metrics = run_epoch(model, batches, settings, CLASSES, loss_fn, optimizer, scaler=scaler)
+        prepare = inputs.train if train else inputs.eval
+        metrics = run_epoch(model, batches, settings, CLASSES, loss_fn, prepare, optimizer, scaler=scaler)
     if settings.device.type == "cuda":
         torch.cuda.synchronize()
     return metrics["images_per_s"]
@@ -88,16 +89,18 @@ def images_per_s(model: nn.Module, batches, settings: DeviceSettings, train: boo
 
 def bench_model(name: str, args, settings: DeviceSettings) -> None:
     torch.manual_seed(0)
-    model = build_model(name, len(CLASSES), HYPER, image_size=args.size).model.to(settings.device)
+    built = build_model(name, len(CLASSES), HYPER, image_size=args.size)
+    inputs = ModelInput(built.normalization, build_augmentation(AugmentationConfig()))
+    model = built.model.to(settings.device)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
     images, labels = synthetic(args.images, args.size)
     results = {}
     for train in (True, False):
         batches = loader(images, labels, args, settings, train)
-        results["train" if train else "infer", "loop"] = images_per_s(model, batches, settings, train)
+        results["train" if train else "infer", "loop"] = images_per_s(model, inputs, batches, settings, train)
         results["train" if train else "infer", "model"] = images_per_s(
-            model, on_device(batches, settings), settings, train
+            model, inputs, on_device(batches, settings), settings, train
         )
     peak = (
         f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"

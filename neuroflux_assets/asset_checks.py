@@ -15,6 +15,7 @@ import pandas as pd
 from neuroflux_assets import metadata as md
 from neuroflux_assets.partitions import model_partitions
 from neuroflux_assets.resources import DatasetResource, ThresholdsResource
+from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.data.discovery import NO_SUBJECT, no_subject_problem
 from neuroflux_lib.data.splits import (
     LeakageError,
@@ -25,6 +26,7 @@ from neuroflux_lib.data.splits import (
 )
 from neuroflux_lib.evaluation.promotion import artifact_problems, passes_gate
 from neuroflux_lib.evaluation.report import read_report
+from neuroflux_lib.training.learn_check import recorded_learn_check
 
 
 def blocking_check(asset: str, description: str) -> Callable:
@@ -189,6 +191,31 @@ def weights_finite_and_logits_shape(trained_model: Path) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    asset="trained_model",
+    partitions_def=model_partitions,
+    blocking=True,
+    description=(
+        "did it learn? the training loss at the best epoch is below 0.9 x ln(classes) and validation "
+        "predictions use more than one class; blocking: a model at chance is not evaluated or promoted"
+    ),
+)
+def model_learned(trained_model: Path) -> dg.AssetCheckResult:
+    meta = read_meta(trained_model)
+    learned = recorded_learn_check(meta.training)
+    if learned is None:
+        return dg.AssetCheckResult(passed=True, metadata={"verdict": "trained before the check existed"})
+    return dg.AssetCheckResult(
+        passed=learned.passed,
+        metadata={
+            "verdict": learned.message,
+            "train_loss_at_best_epoch": learned.train_loss,
+            "chance_loss": learned.chance_loss,
+            "val_predicted_classes": learned.val_predicted_classes,
+        },
+    )
+
+
+@dg.asset_check(
     asset="evaluation_report",
     partitions_def=model_partitions,
     description=(
@@ -224,5 +251,6 @@ ALL_CHECKS = [
     classes_balanced,
     augmented_only_from_train,
     weights_finite_and_logits_shape,
+    model_learned,
     beats_best_baseline,
 ]

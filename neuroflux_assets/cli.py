@@ -167,15 +167,6 @@ def materialize(
         )
 
 
-def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    lines = []
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            details = ", ".join(f"{k} {v.value}" for k, v in evaluation.metadata.items())
-            lines.append(f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}: {details}")
-    return lines
-
-
 def user_error_names() -> set[str]:
     """Class names of the project's own errors (a step failure carries the name, not the class)."""
     pending, names = [NeurofluxError], set()
@@ -191,6 +182,8 @@ def report_run(result: dg.ExecuteInProcessResult, session: Session) -> int:
     baselines is a warning, not an error); 2: a blocking check stopped the graph or a step raised one
     of the project's own errors (bad data, config, image, artifact: something the user can fix);
     1: any other step failure."""
+    from neuroflux_assets.pipeline import failed_checks
+
     print(f"Dagster run {result.run_id} in {session.instance.root_directory} (see it with `make dev`)")
     for line in failed_checks(result):
         print(f"check failed: {line}", file=sys.stderr)
@@ -288,7 +281,9 @@ def _train(args: argparse.Namespace) -> int:
         meta = {k: v.value for k, v in trained[-1].metadata.items()}
         print(
             f"\n{session.model.model_name}: {meta['epochs_run']} epochs on {meta['device']}, best epoch "
-            f"{meta['best_epoch']} ({meta['monitor']}), weights {meta['weights_origin']}\n"
+            f"{meta['best_epoch']} ({meta['monitor']}), weights {meta['weights_origin']}, frozen layers "
+            f"{meta['frozen_layers']}\nNormalization: {meta['normalization']}\n"
+            f"Augmentation: {meta['augmentation']}\nDid it learn? {meta['learn_check']}\n"
             f"Hyperparameters: {meta['hyperparameters_source']}\nW&B run: {meta['wandb_run']}\n"
             f"Artifact: {meta['stored_at']}"
         )
@@ -476,7 +471,7 @@ STORAGE_HELP = "Optuna storage URL (default: $NEUROFLUX_OPTUNA_STORAGE, else SQL
 
 
 def build() -> argparse.ArgumentParser:
-    from neuroflux_lib.models.registry import MODEL_NAMES
+    from neuroflux_lib.models.legacy import ORIGINAL_MODELS
 
     parser = argparse.ArgumentParser(
         prog="neuroflux", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -540,7 +535,7 @@ def build() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import-checkpoint", help="convert an original-project .pth into an artifact")
     imp.add_argument("path")
-    imp.add_argument("--model", required=True, choices=list(MODEL_NAMES))
+    imp.add_argument("--model", required=True, choices=list(ORIGINAL_MODELS))
     imp.add_argument("--out", required=True)
     imp.add_argument("--image-size", type=int, default=224)
     imp.set_defaults(func=_import_checkpoint)

@@ -6,9 +6,12 @@ the tag `neuroflux/pipeline`, limited to one at a time in dagster.yaml, so the l
 data the first one writes.
 """
 
+from collections.abc import Sequence
+
 import dagster as dg
 
-from neuroflux_assets.partitions import model_partitions  # noqa: F401 (run requests below)
+from neuroflux_assets.resources import active_profile_name
+from neuroflux_lib.config import load_profile
 
 PIPELINE_TAG = {"neuroflux/pipeline": "run"}
 
@@ -40,9 +43,17 @@ MODEL_STAGE_KEYS = [
 ]
 
 
-def pipeline_run_requests(run_key: str | None, tags: dict[str, str] | None = None) -> list[dg.RunRequest]:
-    """Whole job for the first model, model stage only for the others (the data is shared)."""
-    first, *others = model_partitions.get_partition_keys()
+def profile_models(profile: str | None = None) -> list[str]:
+    """The model partitions the profile trains (its `trains`, registry order)."""
+    return load_profile(active_profile_name(profile)).trained_models()
+
+
+def pipeline_run_requests(
+    run_key: str | None, tags: dict[str, str] | None = None, models: Sequence[str] | None = None
+) -> list[dg.RunRequest]:
+    """Whole job for the first model, model stage only for the others (the data is shared). `models`
+    defaults to those the active profile trains."""
+    first, *others = models or profile_models()
     requests = [
         dg.RunRequest(run_key=f"{run_key}:{first}" if run_key else None, partition_key=first, tags=tags)
     ]

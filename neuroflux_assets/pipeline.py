@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,13 @@ def materialize_all(
     instance: dg.DagsterInstance,
     run_config: Mapping[str, Any] | None = None,
     job_name: str = "full_pipeline",
+    models: Sequence[str] | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
-    """One in-process run per model partition; failures are returned, not raised (a blocking check that
-    fails is a legitimate outcome)."""
+    """One in-process run per model partition (`models`, default all); failures are returned, not
+    raised (a blocking check that fails is a legitimate outcome)."""
     job = defs.resolve_job_def(job_name)
     results = []
-    for index, partition in enumerate(model_partitions.get_partition_keys()):
+    for index, partition in enumerate(models or model_partitions.get_partition_keys()):
         results.append(
             job.execute_in_process(
                 run_config=dict(run_config or {}),
@@ -77,6 +78,8 @@ def tracking_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
 
     lines = []
     for partition in model_partitions.get_partition_keys():
+        if not has_materialization(instance, dg.AssetKey("tuned_hyperparameters"), partition):
+            continue
         value = defs.load_asset_value("tuned_hyperparameters", partition_key=partition, instance=instance)
         study = value.get("study")
         if study:
@@ -129,24 +132,49 @@ def promotion_summary(defs: dg.Definitions, instance: dg.DagsterInstance) -> str
     return production_report(instance=instance, defs=defs)
 
 
+def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """`asset.check: metadata` for every check of the run that failed (blocking ones stop the run)."""
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            details = ", ".join(f"{k} {v.value}" for k, v in evaluation.metadata.items())
+            lines.append(f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}: {details}")
+    return lines
+
+
+def run_outcome(partition: str, result: dg.ExecuteInProcessResult) -> tuple[str, bool]:
+    """(one line, whether it is a normal outcome). A run stopped by a failed blocking check (e.g. a model
+    that did not learn) is normal: the check says why and nothing downstream used the model."""
+    checks = failed_checks(result)
+    if result.success:
+        return f"run {result.run_id} ({partition}): succeeded", True
+    if checks:
+        return f"run {result.run_id} ({partition}): stopped by a check: {'; '.join(checks)}", True
+    return f"run {result.run_id} ({partition}): FAILED", False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when every step ran, promoted or not (blocked is a normal outcome); 1 when a step failed."""
     from neuroflux_assets.definitions import defs
+    from neuroflux_assets.jobs import profile_models
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="cpu-demo", help="configs/profiles/<name>.json")
     args = parser.parse_args(argv)
     instance = dg.DagsterInstance.get()
-    results = materialize_all(defs, instance, profile_run_config(args.profile))
-    for partition, result in zip(model_partitions.get_partition_keys(), results, strict=True):
-        print(f"run {result.run_id} ({partition}): {'succeeded' if result.success else 'FAILED'}")
+    models = profile_models(args.profile)
+    print(f"profile {args.profile}: training {', '.join(models)}")
+    results = materialize_all(defs, instance, profile_run_config(args.profile), models=models)
+    outcomes = [run_outcome(partition, result) for partition, result in zip(models, results, strict=True)]
+    for line, _ in outcomes:
+        print(line)
     print(data_summary(defs, instance))
-    for partition in model_partitions.get_partition_keys():
+    for partition in models:
         if has_materialization(instance, dg.AssetKey("evaluation_report"), partition):
             print("\n" + evaluation_summary(defs, instance, partition))
     print(tracking_summary(defs, instance))
     print("\n" + promotion_summary(defs, instance))
-    return 0 if all(result.success for result in results) else 1
+    return 0 if all(normal for _, normal in outcomes) else 1
 
 
 if __name__ == "__main__":

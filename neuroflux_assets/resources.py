@@ -31,6 +31,11 @@ TRACKING_ENV = "NEUROFLUX_TRACKING"
 TRACKING_MODES = ("auto", "offline", "online", "disabled")
 
 
+def active_profile_name(explicit: str | None = None) -> str:
+    """The profile in force: the one given, else $NEUROFLUX_PROFILE, else `full`."""
+    return explicit or os.environ.get(PROFILE_ENV) or "full"
+
+
 class _DatasetResourceBase(dg.ConfigurableResource):
     """Dataset location, class list and every other `dataset_config.json` key, plus the profile.
 
@@ -49,7 +54,7 @@ class _DatasetResourceBase(dg.ConfigurableResource):
 
     @property
     def profile_name(self) -> str:
-        return self.profile or os.environ.get(PROFILE_ENV) or "full"
+        return active_profile_name(self.profile)
 
     def load_profile(self) -> Profile:
         return load_profile(self.profile_name)

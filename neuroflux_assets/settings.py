@@ -46,9 +46,12 @@ def file_model_config(model_name: str) -> ModelConfig:
 
 
 def _config_type(annotation: Any) -> Any:
-    """Dagster config has lists but no tuples (`tuple[X, ...]` becomes `list[X]`), and no optional
-    Literal: a Literal becomes its values' type (the config model validates the choice, naming the key)."""
+    """Dagster config has lists but no tuples (`tuple[X, ...]` becomes `list[X]`), no optional Literal
+    (a Literal becomes its values' type; the config model validates the choice, naming the key) and no
+    pydantic models (a nested block becomes a map of numbers)."""
     origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return dict[str, float]  # a nested block (augmentation): the keys typed are merged into the file's
     if origin is typing.Literal:
         return type(typing.get_args(annotation)[0])
     if origin is tuple:
@@ -69,6 +72,7 @@ def mirrored_fields(
             continue
         shown = getattr(defaults, name)
         shown = list(shown) if isinstance(shown, tuple) else shown
+        shown = shown.model_dump() if isinstance(shown, BaseModel) else shown
         about = f"{info.description}. " if info.description else ""
         if typing.get_origin(info.annotation) is typing.Literal:
             about += f"One of {', '.join(map(str, typing.get_args(info.annotation)))}. "

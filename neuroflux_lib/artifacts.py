@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import neuroflux_lib
+from neuroflux_lib.data.normalization import InputNormalization
 from neuroflux_lib.errors import ArtifactError
 from neuroflux_lib.models import build_model
 
@@ -31,10 +32,13 @@ class ArtifactMeta:
     architecture: str
     class_names: list[str]
     image_size: int
-    normalization: dict[str, list[float]]
+    normalization: dict[str, Any]  # InputNormalization.to_dict(); old artifacts: {"mean", "std"}
     hyperparameters: dict[str, Any]
     weights_origin: str
     pretrained: bool = False
+    weights_name: str | None = None
+    frozen_layers: list[str] = field(default_factory=list)
+    weights_note: str | None = None
     data_version: str | None = None
     config_digest: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
@@ -45,6 +49,10 @@ class ArtifactMeta:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def input_normalization(self) -> InputNormalization:
+        return InputNormalization.from_dict(self.normalization)
 
 
 def _meta_json(meta: ArtifactMeta) -> str:
@@ -116,14 +124,14 @@ def import_original_checkpoint(
         inferred = {"conv_channels": model.conv1.out_channels, "dropout": model.dropout.p}
     else:
         inferred = {"hidden_size": model.fc[0].out_features, "dropout": model.fc[3].p, "freeze_until": "none"}
-    mean, std = built.normalization
     meta = ArtifactMeta(
         architecture=built.name,
         class_names=list(ORIGINAL_CLASS_NAMES),
         image_size=image_size,
-        normalization={"mean": list(mean), "std": list(std)},
+        normalization=built.normalization.to_dict(),
         hyperparameters={"source_checkpoint": str(checkpoint), **inferred},
         weights_origin="checkpoint",
         pretrained=True,
+        weights_name=built.weights_name,
     )
     return save_artifact(out_dir, model, meta)

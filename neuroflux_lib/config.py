@@ -113,6 +113,24 @@ def load_config(model: type[ModelT], path: str | Path) -> ModelT:
     return parse_config(model, values, str(path))
 
 
+class AugmentationConfig(StrictModel):
+    """Online augmentation (data/augmentation.py), per sample on the training device; 0 turns one off.
+
+    Geometry is the original's (flip, rotation up to 10 degrees, scale 0.95-1.05); the intensity
+    transforms, each applied with probability `intensity_p`, mimic scanner and protocol differences.
+    """
+
+    flip: float = Field(0.5, ge=0, le=1, description="probability of a horizontal flip")
+    rotate_deg: float = Field(10.0, ge=0, le=180, description="rotation drawn in [-x, x] degrees")
+    scale: float = Field(0.05, ge=0, lt=1, description="zoom drawn in [1 - x, 1 + x]")
+    translate: float = Field(0.0, ge=0, lt=1, description="shift up to this fraction of the side")
+    bias_field: float = Field(0.3, ge=0, le=2, description="bound of the bias field's coefficients")
+    gamma: float = Field(0.2, ge=0, le=2, description="gamma drawn in [1 / (1 + x), 1 + x]")
+    contrast: float = Field(0.2, ge=0, lt=1, description="intensity factor drawn in [1 - x, 1 + x]")
+    noise: float = Field(0.02, ge=0, le=0.5, description="std of Gaussian noise, intensities in [0, 1]")
+    intensity_p: float = Field(0.5, ge=0, le=1, description="probability of each intensity transform")
+
+
 class ModelConfig(StrictModel):
     """One model's training settings: the original's keys and defaults plus ours.
 
@@ -142,6 +160,16 @@ class ModelConfig(StrictModel):
     early_stopping_patience: int = Field(5, gt=0)
     monitor: Literal["val_macro_f1", "val_accuracy", "val_loss"] = "val_macro_f1"
     augment: bool = True
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    normalization: Literal["auto", "per_image", "imagenet", "original"] = Field(
+        "auto",
+        description="model input intensities: auto = ImageNet mean/std when ImageNet weights are loaded, "
+        "else per_image (foreground standardisation); original = the original project's 0.5/0.5",
+    )
+    warmup_epochs: float = Field(
+        0, ge=0, description="linear learning-rate warm-up before CosineAnnealing (epochs, may be fractional)"
+    )
+    grad_clip_norm: float | None = Field(None, gt=0, description="clip the gradient norm (None = off)")
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int | None = Field(
         None, ge=0, description="DataLoader workers; None = chosen for the device"
@@ -178,19 +206,46 @@ class ModelConfig(StrictModel):
 
 
 def with_overrides(config: ModelT, overrides: dict, source: str = "overrides") -> ModelT:
-    """A copy of `config` with `overrides` applied and validated like a file."""
-    return parse_config(type(config), {**config.model_dump(), **overrides}, source)
+    """A copy of `config` with `overrides` applied and validated like a file; a nested block (e.g.
+    `augmentation`) is merged key by key, so an override names only what it changes."""
+    values = config.model_dump()
+    for key, value in overrides.items():
+        nested = isinstance(value, dict) and isinstance(values.get(key), dict)
+        values[key] = {**values[key], **value} if nested else value
+    return parse_config(type(config), values, source)
 
 
 class Profile(StrictModel):
     """Overrides on top of the config files (e.g. the CPU demo's smaller images and fewer epochs).
 
-    The file holds `description`, `dataset` and one block per model name of the registry.
+    The file holds `description`, `dataset`, `trains` and one block per model name of the registry.
     """
 
     description: str = ""
     dataset: dict = Field(default_factory=dict)
     models: dict[str, dict] = Field(default_factory=dict)
+    trains: list[str] | None = Field(
+        None,
+        description="the models this profile trains (pipeline, schedule and sensor runs); None = every "
+        "model of the registry. A model its hardware cannot train usefully is left out here",
+    )
+
+    @field_validator("trains")
+    @classmethod
+    def _known_models(cls, value: list[str] | None) -> list[str] | None:
+        from neuroflux_lib.models.registry import check_name
+
+        for name in value or ():
+            check_name(name)
+        if value is not None and not value:
+            raise ValueError("trains must name at least one model (leave it out for all)")
+        return value
+
+    def trained_models(self) -> list[str]:
+        """The models to train, in registry order."""
+        from neuroflux_lib.models.registry import MODEL_NAMES
+
+        return [name for name in MODEL_NAMES if self.trains is None or name in self.trains]
 
     @model_validator(mode="before")
     @classmethod

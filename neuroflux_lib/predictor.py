@@ -1,7 +1,7 @@
 """Prediction from a model artifact alone: no dataset, no augmentation, no training code.
 
-The preprocessing (resize, normalisation, class order) is read from `model.json`, so it is the same as
-in training by construction.
+The preprocessing (resize, normalisation: per-image or fixed mean/std, channels, class order) is read
+from `model.json`, so it is the same as in training by construction.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image
 
 from neuroflux_lib.artifacts import ArtifactMeta, load_artifact
 from neuroflux_lib.data.imageio import ImageLoadError, decode_grayscale, load_grayscale_or_raise
-from neuroflux_lib.data.transforms import eval_transform
+from neuroflux_lib.data.transforms import image_transform
 from neuroflux_lib.errors import ImageError
 
 ImageInput = str | Path | np.ndarray | Image.Image
@@ -60,8 +60,8 @@ class Predictor:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.meta = meta
-        normalization = (meta.normalization["mean"], meta.normalization["std"])
-        self.transform = eval_transform(meta.image_size, normalization)
+        self.transform = image_transform(meta.image_size)
+        self.normalization = meta.input_normalization
 
     @classmethod
     def from_artifact(cls, path: str | Path, device: str = "cpu") -> Predictor:
@@ -79,7 +79,8 @@ class Predictor:
         if not decoded:
             return []
         batch = torch.stack([self.transform(torch.from_numpy(array).unsqueeze(0)) for array, _ in decoded])
-        probabilities = torch.softmax(self.model(batch.to(self.device)).float(), dim=1).cpu().numpy()
+        inputs = self.normalization(batch.to(self.device))
+        probabilities = torch.softmax(self.model(inputs).float(), dim=1).cpu().numpy()
         names = self.class_names
         return [
             Prediction(names[int(p.argmax())], {n: float(v) for n, v in zip(names, p, strict=True)}, source)

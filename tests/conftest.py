@@ -15,10 +15,11 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No W&B runs unless a test asks for them, and nothing from a real deployment's environment (a
-    shared Optuna database, a W&B key, a profile) reaches a test. Settings read the environment when
-    they are used, so this works after every import."""
+    """No W&B runs and no downloads unless a test asks for them, and nothing from a real deployment's
+    environment (a shared Optuna database, a W&B key, a profile) reaches a test. Settings read the
+    environment when they are used, so this works after every import."""
     monkeypatch.setenv("NEUROFLUX_TRACKING", "disabled")
+    monkeypatch.setenv("NEUROFLUX_OFFLINE", "1")  # tests never need the internet
     for name in ("NEUROFLUX_OPTUNA_STORAGE", "WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR", "NEUROFLUX_PROFILE"):
         monkeypatch.delenv(name, raising=False)
 

@@ -20,6 +20,7 @@ from neuroflux_assets.settings import (
 )
 from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.config import ModelConfig, resolve_model, with_overrides
+from neuroflux_lib.data.augmentation import describe_augmentation
 from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.comparison import comparison_rows
 from neuroflux_lib.evaluation.confound import confound_table
@@ -226,12 +227,21 @@ def trained_model(
         )
         fit, meta = trained.fit, trained.meta
         curves = training_curves_png(fit.history, meta.class_names, f"{config.model_name} training curves")
-        tracked.update_config({"weights_origin": meta.weights_origin, "device": fit.device})
+        tracked.update_config(
+            {
+                "weights_origin": meta.weights_origin,
+                "weights_name": meta.weights_name,
+                "frozen_layers": meta.frozen_layers,
+                "normalization": meta.normalization,
+                "device": fit.device,
+            }
+        )
         tracked.set_summary(
             {
                 "best_epoch": fit.best_epoch,
                 f"best_{config.monitor}": fit.best_metric,
                 "epochs_run": len(fit.history),
+                "learned": trained.learned.passed,
             }
         )
         tracked.log_images({"training_curves": curves})
@@ -249,6 +259,11 @@ def trained_model(
             "stopped_early": fit.stopped_early,
             "device": fit.device,
             "weights_origin": weights,
+            "weights_name": meta.weights_name or "",
+            "frozen_layers": ", ".join(meta.frozen_layers) or "none (every layer trained)",
+            "normalization": meta.input_normalization.describe(),
+            "augmentation": describe_augmentation(config.augmentation) if config.augment else "off",
+            "learn_check": trained.learned.message,
             "image_size": meta.image_size,
             "data_version": meta.data_version or "",
             "val_metrics": md.table(

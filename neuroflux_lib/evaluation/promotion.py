@@ -1,7 +1,8 @@
 """Which model may be promoted, and which one is: the rules in one place.
 
-1. Candidates are the evaluated models whose artifact loads and predicts, and whose report is of the
-   current data version (others are listed as stale: their test split was another one).
+1. Candidates are the evaluated models whose artifact loads and predicts, that passed the "did it
+   learn?" check (training/learn_check.py), and whose report is of the current data version (others are
+   listed as stale: their test split was another one).
 2. The candidate to promote is the one with the highest *validation* macro-F1: the test split never
    chooses.
 3. It is promoted only when, on the *test* split, its paired 95% interval against the best baseline lies
@@ -20,11 +21,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from neuroflux_lib.artifacts import load_artifact
-from neuroflux_lib.data.transforms import eval_transform
+from neuroflux_lib.artifacts import load_artifact, read_meta
+from neuroflux_lib.errors import ArtifactError
 from neuroflux_lib.evaluation.comparison import verdict
 from neuroflux_lib.evaluation.intervals import Interval
 from neuroflux_lib.evaluation.report import read_report
+from neuroflux_lib.training.learn_check import recorded_learn_check
 
 CANDIDATE_COLUMNS = [
     "model",
@@ -56,15 +58,23 @@ def artifact_problems(artifact_dir: str | Path) -> list[str]:
         for name, t in model.state_dict().items()
         if t.is_floating_point() and not torch.isfinite(t).all()
     ]
-    normalization = (meta.normalization["mean"], meta.normalization["std"])
-    blank = torch.zeros(1, meta.image_size, meta.image_size, dtype=torch.uint8)
+    blank = torch.zeros(1, 1, meta.image_size, meta.image_size, dtype=torch.uint8)
     with torch.inference_mode():
-        logits = model(eval_transform(meta.image_size, normalization)(blank).unsqueeze(0))
+        logits = model(meta.input_normalization(blank))
     if tuple(logits.shape) != (1, meta.num_classes):
         problems.append(f"logits shape {tuple(logits.shape)}, expected (1, {meta.num_classes})")
     elif not torch.isfinite(logits).all():
         problems.append("non-finite logits on a blank image")
     return problems
+
+
+def learn_problems(artifact_dir: str | Path) -> list[str]:
+    """The "did it learn?" verdict recorded at training time, as a reason not to promote."""
+    try:
+        learned = recorded_learn_check(read_meta(artifact_dir).training)
+    except ArtifactError as error:
+        return [str(error)]
+    return [] if learned is None or learned.passed else [learned.message]
 
 
 def passes_gate(report: Mapping, gate: Gate) -> tuple[bool, str]:
@@ -101,7 +111,11 @@ def compare_models(
     for name, report_dir in sorted(reports.items()):
         report = read_report(report_dir)
         passed, why = passes_gate(report, gate)
-        problems = artifact_problems(trained[name]) if name in trained else ["no trained_model artifact"]
+        problems = (
+            artifact_problems(trained[name]) + learn_problems(trained[name])
+            if name in trained
+            else ["no trained_model artifact"]
+        )
         if data_version is not None and report.get("data_version") != data_version:
             problems.append(
                 f"stale: evaluated on data version {report.get('data_version')}, not {data_version}"

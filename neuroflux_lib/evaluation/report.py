@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +23,20 @@ from neuroflux_lib.plots import (
 
 
 @torch.inference_mode()
+@torch.inference_mode()
 def predict_probabilities(
-    model: torch.nn.Module, data: Dataset, device: str | torch.device = "cpu", batch_size: int = 64
+    model: torch.nn.Module,
+    data: Dataset,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, softmax probabilities) for every item, in dataset order."""
+    """(labels, softmax probabilities) for every item, in dataset order; `prepare` makes model input of a
+    batch (the artifact's normalisation)."""
     model = model.to(device).eval()
     labels, probabilities = [], []
     for images, targets in DataLoader(data, batch_size=batch_size, shuffle=False):
-        probabilities.append(torch.softmax(model(images.to(device)).float(), dim=1).cpu())
+        probabilities.append(torch.softmax(model(prepare(images.to(device))).float(), dim=1).cpu())
         labels.append(targets)
     if not labels:
         raise ValueError("cannot evaluate on an empty dataset")

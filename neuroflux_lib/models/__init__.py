@@ -9,8 +9,10 @@ from neuroflux_lib.models.common import (
     WEIGHTS_POLICIES,
     BuiltModel,
     Normalization,
+    Weights,
+    input_normalization,
 )
-from neuroflux_lib.models.legacy import UnsafeCheckpointError, load_original_checkpoint
+from neuroflux_lib.models.legacy import ORIGINAL_MODELS, UnsafeCheckpointError, load_original_checkpoint
 from neuroflux_lib.models.registry import (
     MODEL_NAMES,
     REGISTRY,
@@ -23,19 +25,26 @@ from neuroflux_lib.models.registry import (
 )
 from neuroflux_lib.models.resnet import (
     FREEZE_CHOICES,
+    IMAGENET_SOURCES,
     IMAGENET_WEIGHTS,
+    OFFLINE_ENV,
     RESNET_STAGES,
     ResNet50Classifier,
     build_resnet50,
     imagenet_weight_paths,
+    offline,
 )
+from neuroflux_lib.models.resnet_gray import build_resnet18_gray
 
 __all__ = [
     "FREEZE_CHOICES",
     "IMAGENET_NORMALIZATION",
+    "IMAGENET_SOURCES",
     "IMAGENET_WEIGHTS",
     "MODEL_NAMES",
+    "OFFLINE_ENV",
     "ORIGINAL_CLASS_NAMES",
+    "ORIGINAL_MODELS",
     "ORIGINAL_NORMALIZATION",
     "REGISTRY",
     "RESNET_STAGES",
@@ -48,12 +57,16 @@ __all__ = [
     "Normalization",
     "ResNet50Classifier",
     "UnsafeCheckpointError",
+    "Weights",
     "build_model",
     "build_neuroflux_cnn",
+    "build_resnet18_gray",
     "build_resnet50",
     "count_parameters",
     "imagenet_weight_paths",
+    "input_normalization",
     "load_original_checkpoint",
     "model_hyperparams",
     "model_spec",
+    "offline",
 ]

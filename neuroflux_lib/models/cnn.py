@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuroflux_lib.models.common import check_dropout, check_positive_int
+from neuroflux_lib.models.common import Weights, check_dropout, check_positive_int
 
 
 class NeurofluxCNN(nn.Module):
@@ -58,7 +58,7 @@ class NeurofluxCNN(nn.Module):
 
 def build_neuroflux_cnn(
     num_classes: int, *, conv_channels: int = 64, dropout: float = 0.5, image_size: int = 224
-) -> tuple[NeurofluxCNN, str]:
-    """Build the CNN; always randomly initialised, so the origin is "random"."""
+) -> tuple[NeurofluxCNN, Weights]:
+    """Build the CNN; always randomly initialised."""
     model = NeurofluxCNN(num_classes, conv_channels=conv_channels, dropout=dropout, image_size=image_size)
-    return model, "random"
+    return model, Weights("random")

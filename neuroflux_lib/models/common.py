@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from neuroflux_lib.data.normalization import InputNormalization
+
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
 IMAGENET_NORMALIZATION: Normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 #: The original project normalised with 0.5/0.5 for both models, pretrained or not.
@@ -17,6 +19,36 @@ WEIGHTS_POLICIES: tuple[str, ...] = ("imagenet", "random")
 WEIGHTS_ORIGINS: tuple[str, ...] = ("imagenet", "random", "checkpoint")
 
 
+NORMALIZATION_SETTINGS: tuple[str, ...] = ("auto", "per_image", "imagenet", "original")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a builder's initial weights came from: `origin` (WEIGHTS_ORIGINS), the weights' name (e.g.
+    `ResNet50_Weights.IMAGENET1K_V2`) and a note when the request could not be met (offline)."""
+
+    origin: str
+    name: str | None = None
+    note: str | None = None
+
+
+def input_normalization(setting: str, weights_origin: str, channels: int) -> InputNormalization:
+    """The normalisation a model trains with: `auto` is ImageNet's only with ImageNet weights, else
+    per-image; `original` is the original project's 0.5/0.5 (its checkpoints expect it)."""
+    if setting not in NORMALIZATION_SETTINGS:
+        raise ValueError(f"normalization must be one of {NORMALIZATION_SETTINGS}, got {setting!r}")
+    if setting == "auto":
+        setting = "imagenet" if weights_origin == "imagenet" else "per_image"
+    if setting == "per_image":
+        return InputNormalization("per_image", channels)
+    mean, std = IMAGENET_NORMALIZATION if setting == "imagenet" else ORIGINAL_NORMALIZATION
+    if channels != len(mean):
+        raise ValueError(
+            f"{setting} normalization is for {len(mean)}-channel models, this one takes {channels}"
+        )
+    return InputNormalization.fixed(mean, std)
+
+
 @dataclass(frozen=True)
 class BuiltModel:
     """A model plus the facts about its weights that preprocessing and run metadata depend on."""
@@ -24,7 +56,10 @@ class BuiltModel:
     model: nn.Module
     name: str
     weights_origin: str  # one of WEIGHTS_ORIGINS
-    normalization: Normalization  # (mean, std) the model's weights expect
+    normalization: InputNormalization  # what the model's input must look like
+    weights_name: str | None = None
+    frozen: tuple[str, ...] = ()  # stages whose weights training leaves as they are
+    weights_note: str | None = None  # why the weights are not what was asked for
 
     @property
     def pretrained(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from neuroflux_lib.errors import ArtifactError
-from neuroflux_lib.models.common import ORIGINAL_NORMALIZATION, BuiltModel
+from neuroflux_lib.models.common import BuiltModel, input_normalization
 from neuroflux_lib.models.registry import build_model, check_name
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,10 @@ def _require_key(state: Mapping[str, torch.Tensor], key: str, name: str, path: P
     return state[key]
 
 
+#: The architectures the original project trained (their checkpoints load here).
+ORIGINAL_MODELS: tuple[str, ...] = ("neuroflux_cnn", "resnet50")
+
+
 def load_original_checkpoint(
     path: str | Path,
     name: str,
@@ -86,6 +90,8 @@ def load_original_checkpoint(
     `weights_origin` is "checkpoint".
     """
     check_name(name)
+    if name not in ORIGINAL_MODELS:
+        raise ValueError(f"{name} is not a model of the original project: only {', '.join(ORIGINAL_MODELS)}")
     path = Path(path)
     state = _read_state_dict(path)
     params = dict(hyperparams or {})
@@ -112,5 +118,9 @@ def load_original_checkpoint(
         raise ArtifactError(f"checkpoint {path} does not match {name}{hint}: {error}") from error
     built.model.eval()
     return BuiltModel(
-        model=built.model, name=name, weights_origin="checkpoint", normalization=ORIGINAL_NORMALIZATION
+        model=built.model,
+        name=name,
+        weights_origin="checkpoint",
+        normalization=input_normalization("original", "checkpoint", 3),
+        weights_name=str(path),
     )

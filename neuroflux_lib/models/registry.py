@@ -16,8 +16,9 @@ from typing import Any
 from torch import nn
 
 from neuroflux_lib.models.cnn import build_neuroflux_cnn
-from neuroflux_lib.models.common import IMAGENET_NORMALIZATION, ORIGINAL_NORMALIZATION, BuiltModel
+from neuroflux_lib.models.common import BuiltModel, Weights, input_normalization
 from neuroflux_lib.models.resnet import build_resnet50
+from neuroflux_lib.models.resnet_gray import build_resnet18_gray
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class ModelSpec:
     """Everything the platform needs to know about one architecture."""
 
     name: str
-    builder: Callable[..., tuple[nn.Module, str]]
+    builder: Callable[..., tuple[nn.Module, Weights]]
     #: Config keys passed to the builder by keyword (after `builder_kwargs` maps them).
     config_keys: tuple[str, ...]
     #: The model's own part of the search space, added to `SHARED_SEARCH_SPACE`.
@@ -60,6 +61,8 @@ class ModelSpec:
     needs_image_size: bool = False
     #: Config values -> builder keyword arguments, for keys whose names differ.
     builder_kwargs: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
+    #: Image channels the first layer takes (grayscale is repeated for 3-channel models).
+    in_channels: int = 3
 
     @property
     def config_file(self) -> str:
@@ -102,6 +105,13 @@ REGISTRY: Mapping[str, ModelSpec] = {
             legacy_config_names=("neuroflux_config.json", "neuroflux_cnn_config.json"),
             needs_image_size=True,
         ),
+        ModelSpec(
+            name="resnet18_gray",
+            builder=build_resnet18_gray,
+            config_keys=("dropout",),
+            search_space={"dropout": FloatRange(0.0, 0.5), "learning_rate": FloatRange(3e-4, 3e-3, log=True)},
+            in_channels=1,
+        ),
     )
 }
 MODEL_NAMES: tuple[str, ...] = tuple(REGISTRY)
@@ -129,12 +139,13 @@ def build_model(
     hyperparams: Mapping[str, Any] | None = None,
     *,
     image_size: int = 224,
+    normalization: str = "auto",
 ) -> BuiltModel:
     """Build a model by name from builder keyword arguments (as `model_hyperparams` returns them).
 
     Keys the builder does not take are training settings sharing the mapping and are ignored.
-    Normalisation is ImageNet's only when ImageNet weights were requested and actually loaded,
-    otherwise the original project's 0.5/0.5.
+    `normalization` is the config setting (`models.common.input_normalization`): with `auto`,
+    ImageNet's mean/std only when ImageNet weights were actually loaded, else per-image.
     """
     spec = model_spec(name)
     hyperparams = dict(hyperparams or {})
@@ -145,9 +156,16 @@ def build_model(
         logger.debug("%s: hyperparameters not used by the model builder: %s", name, ignored)
     if spec.needs_image_size:
         kwargs["image_size"] = image_size
-    model, origin = spec.builder(num_classes, **kwargs)
-    normalization = IMAGENET_NORMALIZATION if origin == "imagenet" else ORIGINAL_NORMALIZATION
-    return BuiltModel(model=model, name=name, weights_origin=origin, normalization=normalization)
+    model, weights = spec.builder(num_classes, **kwargs)
+    return BuiltModel(
+        model=model,
+        name=name,
+        weights_origin=weights.origin,
+        normalization=input_normalization(normalization, weights.origin, spec.in_channels),
+        weights_name=weights.name,
+        frozen=tuple(getattr(model, "frozen_stages", ())),
+        weights_note=weights.note,
+    )
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -1,13 +1,15 @@
 """ResNet-50 transfer model: torchvision backbone, frozen prefix, the original's MLP head (`fc.0/1/4`).
 
-Nothing here ever downloads. ImageNet weights are used only when torchvision's file is already in the
-torch hub cache; otherwise the backbone stays randomly initialised, a warning says where to put the
-file, and `BuiltModel.weights_origin` records what actually happened so runs are never mislabelled.
+ImageNet weights come the way torchvision gets them: from the torch hub cache, else downloaded once into
+it (with progress and the file's hash checked). Offline (no network, or $NEUROFLUX_OFFLINE=1) a warning
+says so and the backbone is randomly initialised with every layer trained, never a frozen random
+prefix; `Weights` records what actually happened so runs are never mislabelled.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from torch import nn
 from torchvision.models import ResNet50_Weights
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from neuroflux_lib.models.common import WEIGHTS_POLICIES, check_dropout, check_positive_int
+from neuroflux_lib.models.common import WEIGHTS_POLICIES, Weights, check_dropout, check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +26,14 @@ logger = logging.getLogger(__name__)
 RESNET_STAGES: tuple[str, ...] = ("conv1", "layer1", "layer2", "layer3", "layer4")
 FREEZE_CHOICES: tuple[str, ...] = ("none", *RESNET_STAGES)
 
-#: torchvision weights checked in the hub cache, in order of preference.
+#: torchvision weights checked in the hub cache, in order of preference; the first is downloaded.
 IMAGENET_WEIGHTS: tuple[ResNet50_Weights, ...] = (
     ResNet50_Weights.IMAGENET1K_V2,
     ResNet50_Weights.IMAGENET1K_V1,
 )
+#: (name, url) of each; tests point the url at a local server.
+IMAGENET_SOURCES: tuple[tuple[str, str], ...] = tuple((str(w), w.url) for w in IMAGENET_WEIGHTS)
+OFFLINE_ENV = "NEUROFLUX_OFFLINE"
 
 
 class ResNet50Classifier(ResNet):
@@ -56,10 +61,17 @@ class ResNet50Classifier(ResNet):
             nn.Dropout(dropout),  # fc.3
             nn.Linear(hidden_size, num_classes),  # fc.4
         )
+        self.set_freeze(freeze_until)
+
+    def set_freeze(self, freeze_until: str) -> None:
+        """Freeze the stages up to `freeze_until` ("none": train everything)."""
+        if freeze_until not in FREEZE_CHOICES:
+            raise ValueError(f"freeze_until must be one of {FREEZE_CHOICES}, got {freeze_until!r}")
         self.freeze_until = freeze_until
+        self.requires_grad_(True)
         for module in self.frozen_modules():
             module.requires_grad_(False)
-        self.train()
+        self.train(self.training)
 
     @property
     def frozen_stages(self) -> tuple[str, ...]:
@@ -83,31 +95,52 @@ class ResNet50Classifier(ResNet):
 def imagenet_weight_paths() -> list[Path]:
     """Where torchvision's hub cache keeps the ResNet-50 ImageNet files (V2 first), honouring $TORCH_HOME."""
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-    return [checkpoints / Path(weights.url).name for weights in IMAGENET_WEIGHTS]
+    return [checkpoints / Path(url).name for _, url in IMAGENET_SOURCES]
 
 
-def _load_imagenet_backbone(model: ResNet50Classifier) -> Path | None:
-    """Load cached ImageNet weights into the backbone; None when no file is cached. Never downloads."""
-    for path in imagenet_weight_paths():
-        if not path.is_file():
-            continue
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-            raise RuntimeError(
-                f"cached ImageNet weights {path} could not be read ({error}); delete it"
-            ) from error
-        # The ImageNet 1000-class `fc` is replaced by our head; everything else must match exactly.
-        backbone = {key: value for key, value in state.items() if not key.startswith("fc.")}
-        missing, unexpected = model.load_state_dict(backbone, strict=False)
-        missing = [key for key in missing if not key.startswith("fc.")]
-        if missing or unexpected:
-            raise RuntimeError(
-                f"cached ImageNet weights {path} do not match ResNet-50: missing {missing[:5]}, "
-                f"unexpected {unexpected[:5]}"
-            )
-        return path
-    return None
+def offline() -> bool:
+    """True when $NEUROFLUX_OFFLINE asks never to download (air-gapped machines, tests)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _read_cached(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise RuntimeError(
+            f"cached ImageNet weights {path} could not be read ({error}); delete it"
+        ) from error
+
+
+def imagenet_state() -> tuple[dict | None, str]:
+    """(state dict, weights name), or (None, why not): the hub cache first, else torchvision's download
+    (`torch.hub.load_state_dict_from_url`, with progress and hash check, into the hub cache)."""
+    for (name, _), path in zip(IMAGENET_SOURCES, imagenet_weight_paths(), strict=True):
+        if path.is_file():
+            logger.info("resnet50: ImageNet weights %s from the hub cache %s", name, path)
+            return _read_cached(path), name
+    name, url = IMAGENET_SOURCES[0]
+    if offline():
+        return None, f"${OFFLINE_ENV} is set and {Path(url).name} is not in the hub cache"
+    try:
+        state = torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
+        )
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as error:  # URLError is an OSError
+        return None, f"downloading {url} failed ({error})"
+    return state, name
+
+
+def _load_backbone(model: ResNet50Classifier, state: dict, name: str) -> None:
+    # The ImageNet 1000-class `fc` is replaced by our head; everything else must match exactly.
+    backbone = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    missing, unexpected = model.load_state_dict(backbone, strict=False)
+    missing = [key for key in missing if not key.startswith("fc.")]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"ImageNet weights {name} do not match ResNet-50: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
 
 
 def build_resnet50(
@@ -117,33 +150,35 @@ def build_resnet50(
     dropout: float = 0.6,
     weights: str = "imagenet",
     freeze_until: str = "layer3",
-) -> tuple[ResNet50Classifier, str]:
-    """Build ResNet-50; returns the model and where its backbone weights really came from."""
+) -> tuple[ResNet50Classifier, Weights]:
+    """Build ResNet-50 and say where its backbone weights really came from.
+
+    Without ImageNet weights (unavailable, or `weights="random"`) a frozen prefix would stay random
+    forever, so then every stage is trained (`freeze_until` is ignored and the returned note says so).
+    """
     if weights not in WEIGHTS_POLICIES:
         raise ValueError(f"weights must be one of {WEIGHTS_POLICIES}, got {weights!r}")
     model = ResNet50Classifier(
         num_classes, hidden_size=hidden_size, dropout=dropout, freeze_until=freeze_until
     )
-    if weights == "random":
-        return model, "random"
-    loaded = _load_imagenet_backbone(model)
-    if loaded is not None:
-        logger.info("resnet50: loaded ImageNet backbone weights from %s", loaded)
-        return model, "imagenet"
-    where = "; or ".join(
-        f"{path.name} (from {w.url}) at {path}"
-        for w, path in zip(IMAGENET_WEIGHTS, imagenet_weight_paths(), strict=True)
-    )
-    frozen_note = (
-        f" The frozen stages ({', '.join(model.frozen_stages)}) will stay at their random initial values."
-        if model.frozen_stages
-        else ""
-    )
-    logger.warning(
-        "resnet50: ImageNet weights requested but not in the torch hub cache, and nothing is downloaded: "
-        "the backbone is RANDOMLY INITIALISED.%s To use ImageNet weights, place %s (the hub cache follows "
-        "$TORCH_HOME).",
-        frozen_note,
-        where,
-    )
-    return model, "random"
+    if weights == "imagenet":
+        state, name_or_reason = imagenet_state()
+        if state is not None:
+            _load_backbone(model, state, name_or_reason)
+            return model, Weights("imagenet", name_or_reason)
+        note = f"ImageNet weights unavailable: {name_or_reason}; the backbone is randomly initialised"
+    else:
+        note = None
+    if model.frozen_stages:  # a frozen random stage never learns anything
+        unfrozen = f"every layer is trained (freeze_until {freeze_until!r} ignored)"
+        note = f"{note} and {unfrozen}" if note else f"random weights: {unfrozen}"
+        model.set_freeze("none")
+    if weights == "imagenet":
+        logger.warning(
+            "resnet50: %s. To use ImageNet weights, run once with internet access (they are cached in %s), "
+            "or place %s there.",
+            note,
+            Path(torch.hub.get_dir()) / "checkpoints",
+            " or ".join(path.name for path in imagenet_weight_paths()),
+        )
+    return model, Weights("random", note=note)

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from neuroflux_lib.config import ModelConfig
+from neuroflux_lib.data.normalization import ModelInput
 from neuroflux_lib.data.transforms import Transform
 from neuroflux_lib.errors import DataError
 from neuroflux_lib.evaluation.metrics import epoch_metrics
@@ -36,9 +37,11 @@ logger = logging.getLogger(__name__)
 
 
 class ImageTensorDataset(Dataset):
-    """Cached (N, S, S) uint8 images + labels; the transform runs per item."""
+    """Cached (N, S, S) uint8 images + labels; items are 1xSxS uint8 (through `transform` when given)."""
 
-    def __init__(self, images: np.ndarray | torch.Tensor, labels: Sequence[int], transform: Transform):
+    def __init__(
+        self, images: np.ndarray | torch.Tensor, labels: Sequence[int], transform: Transform | None = None
+    ):
         self.images = torch.as_tensor(images)
         self.labels = torch.tensor(np.array(labels), dtype=torch.long)
         if len(self.images) != len(self.labels):
@@ -49,7 +52,8 @@ class ImageTensorDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(self.images[index].unsqueeze(0)), self.labels[index]
+        image = self.images[index].unsqueeze(0)
+        return (self.transform(image) if self.transform else image), self.labels[index]
 
 
 class EpochCallback(Protocol):
@@ -129,7 +133,12 @@ def make_optimizer(params, config: ModelConfig) -> torch.optim.Optimizer:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: ModelConfig, steps_per_epoch: int):
-    """Returns (scheduler or None, True when it is stepped per batch)."""
+    """Returns (scheduler or None, True when it is stepped per batch).
+
+    CosineAnnealing starts with `warmup_epochs` of linear warm-up from a tenth of the learning rate: the
+    first updates of a randomly initialised network are the least reliable, and a full-size step there
+    can push BatchNorm statistics and Adam's moments somewhere the rest of the run has to undo.
+    """
     total_steps = max(1, config.num_epochs * steps_per_epoch)
     if config.scheduler == "ReduceLROnPlateau":
         mode = "min" if config.monitor == "val_loss" else "max"
@@ -138,7 +147,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: ModelConfig, steps_
         )
         return scheduler, False
     if config.scheduler == "CosineAnnealing":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps), True
+        warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), total_steps - 1)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps - warmup)
+        if warmup <= 0:
+            return cosine, True
+        ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warmup)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup]), True
     if config.scheduler == "OneCycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.learning_rate, total_steps=total_steps
@@ -204,12 +218,17 @@ def run_epoch(
     settings: DeviceSettings,
     class_names: Sequence[str],
     loss_fn: nn.Module,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer | None = None,
     scheduler=None,
     scaler: torch.amp.GradScaler | None = None,
     progress: str | None = None,
+    grad_clip_norm: float | None = None,
 ) -> dict[str, float]:
-    """One pass; trains when an optimizer is given, else evaluates without gradients."""
+    """One pass; trains when an optimizer is given, else evaluates without gradients.
+
+    `prepare` turns a batch on the device into model input (`ModelInput.train` or `.eval`).
+    """
     training = optimizer is not None
     model.train(training)
     device = settings.device
@@ -220,6 +239,8 @@ def run_epoch(
     for images, labels in batches:
         images = images.to(device, non_blocking=settings.pin_memory)
         labels = labels.to(device, non_blocking=settings.pin_memory)
+        with torch.no_grad():
+            images = prepare(images)
         if settings.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         autocast = (
@@ -234,10 +255,15 @@ def run_epoch(
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
+                if grad_clip_norm:
+                    scaler.unscale_(optimizer)
+                    _clip(optimizer, grad_clip_norm)
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 loss.backward()
+                if grad_clip_norm:
+                    _clip(optimizer, grad_clip_norm)
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -248,9 +274,22 @@ def run_epoch(
     seconds = time.perf_counter() - started
     if seen == 0:
         raise ValueError("no batches: the dataset is empty or smaller than one batch")
-    metrics = epoch_metrics(torch.cat(truths).numpy(), torch.cat(preds).numpy(), class_names)
-    metrics.update({"loss": total_loss / seen, "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)})
+    predicted = torch.cat(preds).numpy()
+    metrics = epoch_metrics(torch.cat(truths).numpy(), predicted, class_names)
+    metrics.update(
+        {
+            "loss": total_loss / seen,
+            "predicted_classes": float(len(np.unique(predicted))),
+            "seconds": seconds,
+            "images_per_s": seen / max(seconds, 1e-9),
+        }
+    )
     return metrics
+
+
+def _clip(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
 def check_resumable(stored: Mapping[str, str] | None, current: Mapping[str, str], path: Path) -> None:
@@ -276,6 +315,7 @@ def fit(
     config: ModelConfig,
     class_names: Sequence[str],
     *,
+    inputs: ModelInput,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
     callbacks: Sequence[EpochCallback] = (),
@@ -285,6 +325,7 @@ def fit(
 ) -> FitResult:
     """Train `model` in place; at return it holds the weights of the best validation epoch.
 
+    `inputs` scales, augments (training batches only) and normalises each batch on the device.
     `max_epochs` stops after that many epochs in this call (simulating a kill in tests, or a budget);
     the schedule still spans `config.num_epochs`. `fingerprint` (data version, config digest) is stored
     in every checkpoint, and `resume` refuses a checkpoint whose fingerprint differs: its weights were
@@ -362,12 +403,14 @@ def fit(
             settings,
             class_names,
             loss_fn,
+            inputs.train,
             optimizer,
             scheduler if per_batch else None,
             scaler,
             progress=desc,
+            grad_clip_norm=config.grad_clip_norm,
         )
-        val_m = run_epoch(model, val_loader, settings, class_names, loss_fn)
+        val_m = run_epoch(model, val_loader, settings, class_names, loss_fn, inputs.eval)
         metrics = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         metrics.update({f"train_{k}": v for k, v in train_m.items()})
         metrics.update({f"val_{k}": v for k, v in val_m.items() if k not in ("seconds", "images_per_s")})

@@ -21,10 +21,12 @@ from neuroflux_lib.artifacts import (
     update_meta,
 )
 from neuroflux_lib.config import DatasetConfig, ModelConfig
+from neuroflux_lib.data.augmentation import build_augmentation
 from neuroflux_lib.data.discovery import sha256_file
 from neuroflux_lib.data.image_cache import cached_arrays
+from neuroflux_lib.data.normalization import ModelInput
 from neuroflux_lib.data.splits import data_version
-from neuroflux_lib.data.transforms import eval_transform, train_transform
+from neuroflux_lib.data.transforms import image_transform
 from neuroflux_lib.errors import DataError
 from neuroflux_lib.evaluation.baselines import Baselines
 from neuroflux_lib.evaluation.metrics import classification_summary
@@ -35,8 +37,9 @@ from neuroflux_lib.evaluation.report import (
     write_report,
 )
 from neuroflux_lib.evaluation.trust import trust_summary
-from neuroflux_lib.models import BuiltModel, build_model, count_parameters, model_spec
+from neuroflux_lib.models import BuiltModel, build_model, count_parameters
 from neuroflux_lib.paths import StoragePaths
+from neuroflux_lib.training.learn_check import LearnCheck, learn_check
 from neuroflux_lib.training.loop import EpochCallback, FitResult, ImageTensorDataset, fit, seed_everything
 
 logger = logging.getLogger(__name__)
@@ -90,14 +93,20 @@ def cached_dataset(
     table: pd.DataFrame,
     class_names: Sequence[str],
     image_size: int,
-    transform,
     cache_root: str | Path,
     workers: int = 1,
     progress: bool = False,
 ) -> ImageTensorDataset:
-    """A dataset over the decode-once cache for the rows of `table`."""
+    """A dataset over the decode-once cache for the rows of `table` (1xSxS uint8 items)."""
     images = cached_arrays(table["path"].tolist(), image_size, cache_root, _hashes(table), workers, progress)
-    return ImageTensorDataset(images, label_indices(table["class_name"], class_names), transform)
+    labels = label_indices(table["class_name"], class_names)
+    return ImageTensorDataset(images, labels, image_transform(image_size))
+
+
+def model_input(built: BuiltModel, config: ModelConfig) -> ModelInput:
+    """The model's normalisation, plus the configured augmentation when `augment` is on."""
+    augmentation = build_augmentation(config.augmentation) if config.augment else None
+    return ModelInput(built.normalization, augmentation)
 
 
 def prepare_training(
@@ -112,7 +121,11 @@ def prepare_training(
     image_size = model_config.resolved_image_size(dataset_config)
     seed_everything(model_config.seed)  # the initial weights are part of the result: same seed, same model
     built = build_model(
-        model_config.model_name, len(class_names), model_config.model_hyperparams(), image_size=image_size
+        model_config.model_name,
+        len(class_names),
+        model_config.model_hyperparams(),
+        image_size=image_size,
+        normalization=model_config.normalization,
     )
     logger.info(
         "%s: %s parameters (%s trainable), weights %s",
@@ -126,20 +139,8 @@ def prepare_training(
         "workers": max(1, dataset_config.num_workers),
         "progress": progress,
     }
-    train = cached_dataset(
-        split_rows(balanced, "train"),
-        class_names,
-        image_size,
-        train_transform(image_size, built.normalization, model_config.augment),
-        **cache,
-    )
-    val = cached_dataset(
-        split_rows(splits, "val"),
-        class_names,
-        image_size,
-        eval_transform(image_size, built.normalization),
-        **cache,
-    )
+    train = cached_dataset(split_rows(balanced, "train"), class_names, image_size, **cache)
+    val = cached_dataset(split_rows(splits, "val"), class_names, image_size, **cache)
     return built, train, val
 
 
@@ -152,11 +153,11 @@ class TrainedModel:
     @property
     def weights_warning(self) -> str | None:
         """Set when pretrained weights were asked for but the backbone started from random values."""
-        takes_weights = "pretrained" in model_spec(self.meta.architecture).config_keys
-        asked = takes_weights and bool(self.meta.hyperparameters.get("pretrained"))
-        if asked and self.meta.weights_origin == "random":
-            return "ImageNet weights requested but not in the torch cache: backbone randomly initialised"
-        return None
+        return self.meta.weights_note
+
+    @property
+    def learned(self) -> LearnCheck:
+        return LearnCheck(**self.meta.training["learn_check"])
 
 
 def train_model(
@@ -183,6 +184,7 @@ def train_model(
         val,
         model_config,
         class_names,
+        inputs=model_input(built, model_config),
         checkpoint_path=checkpoint,
         resume=resume,
         callbacks=callbacks,
@@ -190,15 +192,19 @@ def train_model(
         fingerprint={"data_version": version, "config_digest": digest},
     )
     best = result.history[result.best_epoch - 1] if result.best_epoch else {}
-    mean, std = built.normalization
+    learned = learn_check(result.history, result.best_epoch, len(class_names))
+    (logger.info if learned.passed else logger.warning)("%s: %s", built.name, learned.message)
     meta = ArtifactMeta(
         architecture=built.name,
         class_names=class_names,
         image_size=image_size,
-        normalization={"mean": list(mean), "std": list(std)},
+        normalization=built.normalization.to_dict(),
         hyperparameters=model_config.model_dump(),
         weights_origin=built.weights_origin,
         pretrained=built.pretrained,
+        weights_name=built.weights_name,
+        frozen_layers=list(built.frozen),
+        weights_note=built.weights_note,
         data_version=version,
         config_digest=digest,
         training={
@@ -210,6 +216,7 @@ def train_model(
             "device": result.device,
             "best_val": {k: v for k, v in best.items() if k.startswith("val_")},
             "train_images": len(train),
+            "learn_check": learned.to_dict(),
             "history": result.history,
         },
     )
@@ -256,16 +263,14 @@ def predict_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities) of a saved model on one split, through the decode-once cache."""
     model, meta = load_artifact(artifact_dir)
-    normalization = (meta.normalization["mean"], meta.normalization["std"])
     data = cached_dataset(
         split_rows(splits, split),
         meta.class_names,
         meta.image_size,
-        eval_transform(meta.image_size, normalization),
         StoragePaths(dataset_config.storage_dir).cache,
         progress=progress,
     )
-    return predict_probabilities(model, data)
+    return predict_probabilities(model, data, meta.input_normalization)
 
 
 def evaluate_artifact(

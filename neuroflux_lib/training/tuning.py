@@ -200,7 +200,7 @@ class _ReportToTrial:
 
 
 def objective(spec: StudySpec) -> Callable[[optuna.Trial], float]:
-    from neuroflux_lib.training.steps import prepare_training
+    from neuroflux_lib.training.steps import model_input, prepare_training
 
     def run_trial(trial: optuna.Trial) -> float:
         params = suggest(trial, spec.base.model_name)
@@ -222,6 +222,7 @@ def objective(spec: StudySpec) -> Callable[[optuna.Trial], float]:
                 val,
                 config,
                 list(spec.dataset.class_names),
+                inputs=model_input(built, config),
                 callbacks=[tracked, _ReportToTrial(trial)],
             )
             state = "complete"

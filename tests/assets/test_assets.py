@@ -14,18 +14,27 @@ import pandas as pd
 import pytest
 
 from neuroflux_assets.api import load_predictor
-from neuroflux_assets.jobs import MODEL_STAGE_KEYS
-from neuroflux_assets.pipeline import materialize_all
+from neuroflux_assets.jobs import MODEL_STAGE_KEYS, profile_models
+from neuroflux_assets.pipeline import materialize_all, run_outcome
 from neuroflux_assets.resources import DatasetResource
 from neuroflux_assets.sensors import new_images
 from neuroflux_assets.settings import file_dataset_config, file_model_config
 from neuroflux_lib.evaluation.promotion import Gate, choose_production
 from neuroflux_lib.paths import project_root
 from neuroflux_lib.tracking import read_offline_run
-from tests.dagster_helpers import ALL_ASSETS, MATERIALIZED_BY_DEFAULT, tiny_defs, tiny_run_config
+from tests.dagster_helpers import (
+    ALL_ASSETS,
+    MATERIALIZED_BY_DEFAULT,
+    TINY_LEARNER,
+    TINY_MODELS,
+    TINY_STUCK,
+    tiny_defs,
+    tiny_run_config,
+)
 from tests.factories import SUMMARY_SECTIONS
 
-MODELS = ["resnet50", "neuroflux_cnn"]
+MODELS = TINY_MODELS  # resnet50 does not learn in its 2 tiny epochs, neuroflux_cnn does
+LEARNS, STUCK = "neuroflux_cnn", "resnet50"
 PROJECT_ROOT = project_root()
 
 
@@ -37,7 +46,7 @@ def pipeline(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     run_config = tiny_run_config(demo_dataset, storage)
     run_config["resources"]["tracking"] = {"config": {"mode": "offline"}}  # runs in <storage>/wandb
     with dg.instance_for_test() as instance:
-        results = materialize_all(defs, instance, run_config)
+        results = materialize_all(defs, instance, run_config, models=MODELS)
         yield {"defs": defs, "instance": instance, "results": results, "storage": storage}
 
 
@@ -63,14 +72,20 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
     }
 
 
-def test_every_run_succeeds_and_every_asset_is_materialized(pipeline) -> None:
-    assert [r.success for r in pipeline["results"]] == [True, True]
+def test_runs_end_normally_and_a_model_that_did_not_learn_is_not_evaluated(pipeline) -> None:
+    stuck, learns = pipeline["results"]
+    assert learns.success and not stuck.success
+    line, normal = run_outcome(STUCK, stuck)
+    assert normal and "stopped by a check" in line and "did not learn" in line
     instance = pipeline["instance"]
     for key in MATERIALIZED_BY_DEFAULT:
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
     for model in MODELS:
-        for key in ("tuned_hyperparameters", "trained_model", "evaluation_report"):
+        for key in ("tuned_hyperparameters", "trained_model"):
             latest_metadata(instance, key, model)
+    latest_metadata(instance, "evaluation_report", LEARNS)
+    with pytest.raises(AssertionError, match="not materialized"):
+        latest_metadata(instance, "evaluation_report", STUCK)
 
 
 def test_all_checks_ran_and_passed(pipeline) -> None:
@@ -86,15 +101,18 @@ def test_all_checks_ran_and_passed(pipeline) -> None:
         "balanced_train_set:classes_balanced",
         "balanced_train_set:augmented_only_from_train",
         "trained_model:weights_finite_and_logits_shape",
-        "evaluation_report:beats_best_baseline",
+        "trained_model:model_learned",
     }
-    assert set(first) == expected_first
+    assert set(first) == expected_first  # stopped at model_learned: no evaluation_report check
     assert set(second) == {
         "trained_model:weights_finite_and_logits_shape",
+        "trained_model:model_learned",
         "evaluation_report:beats_best_baseline",
     }
-    failed = {k: v.metadata for k, v in {**first, **second}.items() if not v.passed}
-    assert not failed
+    assert [k for k, v in first.items() if not v.passed] == ["trained_model:model_learned"]
+    assert all(v.passed for v in second.values())
+    verdict = first["trained_model:model_learned"].metadata["verdict"].value
+    assert "did not learn" in verdict and "learning_rate" in verdict  # says what to try
 
 
 def test_values_are_stored_as_parquet_json_and_folders(pipeline, demo_dataset: Path) -> None:
@@ -117,11 +135,12 @@ def test_values_are_stored_as_parquet_json_and_folders(pipeline, demo_dataset: P
     params = json.loads((base / "tuned_hyperparameters" / "neuroflux_cnn.json").read_text())[
         "hyperparameters"
     ]
-    assert params["conv_channels"] == 4 and params["num_epochs"] == 2  # launchpad values won
-    assert params["dropout"] == file_model_config("neuroflux_cnn").dropout  # the rest from the file
+    assert params["conv_channels"] == 16 and params["num_epochs"] == 10  # launchpad values won
+    assert params["weight_decay"] == file_model_config("neuroflux_cnn").weight_decay  # the rest: the file
     for model in MODELS:
         assert (base / "trained_model" / model / "model.safetensors").is_file()
-        assert (base / "evaluation_report" / model / "report.json").is_file()
+    assert (base / "evaluation_report" / LEARNS / "report.json").is_file()
+    assert not (base / "evaluation_report" / STUCK).exists()
     assert (base / "production_model" / "model.json").is_file()
     assert not list(base.rglob("*.pkl")) and not list(base.rglob("*.pickle"))
 
@@ -146,11 +165,19 @@ def test_metadata_explains_each_asset(pipeline) -> None:
         assert "data:image/png;base64," in latest_metadata(instance, key)[image_key]
     assert "train" in latest_metadata(instance, "dataset_splits")["subjects_per_split"]
     assert "before" in latest_metadata(instance, "balanced_train_set")["counts_before_after"]
-    tuned = latest_metadata(instance, "tuned_hyperparameters", "resnet50")
+    tuned = latest_metadata(instance, "tuned_hyperparameters", STUCK)
     assert tuned["hyperparameters_source"].startswith("config values (tune_trials is 0")
-    trained = latest_metadata(instance, "trained_model", "resnet50")
+    trained = latest_metadata(instance, "trained_model", STUCK)
     assert trained["epochs_run"] == 2 and 1 <= trained["best_epoch"] <= 2
-    assert trained["weights_origin"] == "random" and "data:image/png;base64," in trained["training_curves"]
+    assert (
+        trained["weights_origin"].startswith("random")
+        and "data:image/png;base64," in trained["training_curves"]
+    )
+    assert trained["frozen_layers"] == "none (every layer trained)"  # random weights are never frozen
+    assert "did not learn" in trained["learn_check"]
+    learned = latest_metadata(instance, "trained_model", LEARNS)
+    assert learned["normalization"].startswith("per-image") and learned["learn_check"].startswith("learned")
+    assert learned["augmentation"] == "off"
     report = latest_metadata(instance, "evaluation_report", "neuroflux_cnn")
     assert 0.0 <= report["macro_f1"] <= 1.0 and report["n_test"] > 0
     assert (
@@ -158,8 +185,8 @@ def test_metadata_explains_each_asset(pipeline) -> None:
         and "data:image/png;base64," in report["roc_curves"]
     )
     production = latest_metadata(instance, "production_model")
-    assert production["model"] in MODELS and "macro-F1" in production["why"]
-    assert "resnet50" in production["candidates"] and "neuroflux_cnn" in production["candidates"]
+    assert production["model"] == LEARNS and "macro-F1" in production["why"]
+    assert LEARNS in production["candidates"] and STUCK not in production["candidates"]
 
 
 def test_load_predictor_reads_the_instance(pipeline, demo_dataset: Path) -> None:
@@ -169,7 +196,7 @@ def test_load_predictor_reads_the_instance(pipeline, demo_dataset: Path) -> None
     prediction = production.predict(image)
     assert prediction.label in file_dataset_config().class_names
     assert abs(sum(prediction.probabilities.values()) - 1) < 1e-4
-    assert load_predictor("resnet50", **kwargs).meta.architecture == "resnet50"
+    assert load_predictor(STUCK, **kwargs).meta.architecture == STUCK  # trained, even if not promoted
     with dg.instance_for_test() as empty, pytest.raises(LookupError, match="not been materialized"):
         load_predictor(instance=empty, defs=pipeline["defs"])
 
@@ -202,12 +229,17 @@ def test_a_model_that_does_not_beat_its_baselines_is_not_promoted_and_the_run_su
     base = storage / "assets"
     promotion = choose_production(
         {m: base / "trained_model" / m for m in MODELS},
-        {m: base / "evaluation_report" / m for m in MODELS},
+        {LEARNS: base / "evaluation_report" / LEARNS},
         Gate(min_gain=1.0),
     )
     table = promotion.candidates
-    assert promotion.model is None and list(table["model"]) == sorted(MODELS)
+    assert promotion.model is None and list(table["model"]) == [LEARNS]
     assert table["eligible"].all() and not table["passes_gate"].any()
+    # The learn check is part of eligibility: STUCK's artifact with LEARNS's report is never eligible.
+    mixed = choose_production(
+        {LEARNS: base / "trained_model" / STUCK}, {LEARNS: base / "evaluation_report" / LEARNS}, Gate(-1.0)
+    )
+    assert mixed.model is None and "did not learn" in mixed.candidates["why"].iloc[0]
 
 
 def _sensor_tick(data_dir: Path, cursor: str | None):
@@ -230,7 +262,7 @@ def test_new_images_sensor_fires_on_added_changed_or_removed_files(
     new_file = data / "IO" / "neuroflux_999_S_9999_MR_new__I1.jpg"
     shutil.copy(next((data / "IO").glob("*.jpg")), new_file)
     added = _sensor_tick(data, baseline.cursor)
-    assert [r.partition_key for r in added.run_requests] == ["resnet50", "neuroflux_cnn"]
+    assert [r.partition_key for r in added.run_requests] == profile_models()  # the profile's `trains`
     assert added.run_requests[0].asset_selection is None  # whole job first
     assert added.run_requests[1].asset_selection == MODEL_STAGE_KEYS  # then the model stage only
     assert added.cursor != baseline.cursor
@@ -338,7 +370,7 @@ def latest_record(instance: dg.DagsterInstance, key: str, partition: str) -> dg.
 
 def test_every_training_and_evaluation_is_an_offline_wandb_run_linked_both_ways(pipeline) -> None:
     instance, storage = pipeline["instance"], pipeline["storage"]
-    for model in MODELS:
+    for model in [LEARNS]:  # the evaluated one; STUCK's training run is checked the same way up to evaluation
         trained = latest_record(instance, "trained_model", model)
         folder = Path(trained.asset_materialization.metadata["wandb_run"].value)
         assert folder.is_relative_to(storage / "wandb") and folder.is_dir()
@@ -348,9 +380,9 @@ def test_every_training_and_evaluation_is_an_offline_wandb_run_linked_both_ways(
         assert run.config["model_name"] == model and run.config["data_version"]
         assert run.config["weights_origin"] == "random" and run.config["split_sizes"]["test"] > 0
         epochs = [row for row in run.history if "epoch" in row]
-        assert [row["epoch"] for row in epochs] == [1, 2]
+        assert [row["epoch"] for row in epochs] == list(range(1, 11))
         assert {"train_loss", "val_loss", "val_macro_f1", "lr", "train_images_per_s"} <= set(epochs[0])
-        assert run.summary["best_epoch"] in (1, 2)
+        assert 1 <= run.summary["best_epoch"] <= 10 and run.summary["learned"] is True
 
         report = latest_record(instance, "evaluation_report", model)
         evaluated = read_offline_run(report.asset_materialization.metadata["wandb_run"].value)
@@ -383,6 +415,7 @@ def test_study_resumes_and_use_tuned_trains_with_its_best_values(pipeline, demo_
             instance=instance,
             partition_key="neuroflux_cnn",
             asset_selection=[dg.AssetKey(k) for k in keys],
+            raise_on_error=False,  # the study's values may not learn in a tiny run: the files are checked
         )
 
     with dg.instance_for_test() as instance:
@@ -406,7 +439,6 @@ def test_study_resumes_and_use_tuned_trains_with_its_best_values(pipeline, demo_
         meta = json.loads((storage / "assets" / "trained_model" / "neuroflux_cnn" / "model.json").read_text())
         for key, best in value["best_params"].items():
             assert meta["hyperparameters"][key] == best, key
-        assert meta["hyperparameters"]["conv_channels"] != 4  # the launchpad value lost to the study
         trained = latest_metadata(instance, "trained_model", "neuroflux_cnn")
         assert trained["hyperparameters_source"].startswith("tuned: study neuroflux_cnn-32px-")
 
@@ -438,19 +470,19 @@ def test_cross_validation_is_opt_in_and_runs_when_asked(pipeline, demo_dataset, 
 def test_the_demo_entry_point_prints_verdicts_and_exits_0_when_nothing_is_promoted(
     demo_dataset: Path, tmp_path: Path
 ) -> None:
-    """`make demo`'s command end to end on tiny data in its own instance: every run succeeds, the terminal
-    shows each model next to its baselines with the verdict, and a blocked promotion is exit 0 with the
-    reason in one line (no stack trace)."""
+    """`make demo`'s command end to end on tiny data in its own instance: a model that did not learn is
+    reported and stops only its own run, the terminal shows the model next to its baselines with the
+    verdict, and a blocked promotion is exit 0 with the reason in one line (no stack trace)."""
     root = tmp_path / "project"
     shutil.copytree(PROJECT_ROOT / "configs", root / "configs")
     (root / "storage").mkdir(parents=True)
     (root / "storage" / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    tiny = {"image_size": 32, "num_epochs": 1, "batch_size": 32, "device": "cpu", "num_workers": 0}
     profile = {
         "description": "tiny",
+        "trains": TINY_MODELS,
         "dataset": {"data_dir": str(demo_dataset), "image_size": 32, "min_images_per_class": 3},
-        "resnet50": {**tiny, "hidden_size": 8, "pretrained": False, "tune_trials": 0},
-        "neuroflux_cnn": {**tiny, "conv_channels": 4, "tune_trials": 0},
+        "resnet50": TINY_STUCK,
+        "neuroflux_cnn": TINY_LEARNER,
     }
     (root / "tiny.json").write_text(json.dumps(profile))
     env = {
@@ -469,7 +501,8 @@ def test_the_demo_entry_point_prints_verdicts_and_exits_0_when_nothing_is_promot
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    assert out.count("succeeded") == 2
+    assert "training resnet50, neuroflux_cnn" in out  # the profile's `trains`
+    assert out.count("succeeded") == 1 and "(resnet50): stopped by a check" in out and "did not learn" in out
     assert "baseline: thumbnail" in out and "baseline: metadata" in out and "test macro-F1 [95% CI]" in out
     assert "the best baseline" in out  # the verdict
     assert "acquisition field -> class" in out  # the confound table

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from neuroflux_assets.cli import main
+from tests.dagster_helpers import TINY_LEARNER
 from tests.factories import SUMMARY_SECTIONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ def workspace(demo_dataset, tmp_path_factory):
     )
     (root / "dataset.json").write_text(json.dumps(dataset))
     model = json.loads((REPO / "configs" / "models" / "neuroflux_cnn.json").read_text())
-    model.update(num_epochs=2, conv_channels=4, batch_size=32, device="cpu")
+    model.update(TINY_LEARNER)  # learns in about a second, so evaluation is not stopped by model_learned
     (root / "cnn.json").write_text(json.dumps(model))
     return root
 
@@ -61,7 +62,7 @@ def test_train_on_a_fresh_store_preprocesses_first_then_trains_and_evaluates(in_
     assert main(["train", *args()]) == 0
     out = capsys.readouterr().out
     assert "preprocessing first" in out
-    assert "macro avg" in out and "neuroflux_cnn: 2 epochs on cpu" in out
+    assert "macro avg" in out and "neuroflux_cnn: 10 epochs on cpu" in out
     instance = instance_at(in_workspace)
     for name in ("raw_images", "balanced_train_set"):
         assert materialized(instance, name) == 1
@@ -70,7 +71,8 @@ def test_train_on_a_fresh_store_preprocesses_first_then_trains_and_evaluates(in_
     assert materialized(instance, "trained_model", "resnet50") == 0
     artifact = in_workspace / "store" / "assets" / "trained_model" / "neuroflux_cnn"
     meta = json.loads((artifact / "model.json").read_text())
-    assert meta["training"]["epochs_run"] == 2 and meta["image_size"] == 32
+    assert meta["training"]["epochs_run"] == 10 and meta["image_size"] == 32
+    assert meta["training"]["learn_check"]["passed"] and "Did it learn? learned" in out
 
 
 def test_preprocess_rematerializes_the_data_assets_and_prints_the_summary(in_workspace, capsys):

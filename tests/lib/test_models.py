@@ -15,11 +15,13 @@ import torch
 import torchvision
 from torch import nn
 
+from neuroflux_lib.data.normalization import InputNormalization
 from neuroflux_lib.models import (
     IMAGENET_NORMALIZATION,
     MODEL_NAMES,
     ORIGINAL_CLASS_NAMES,
     ORIGINAL_NORMALIZATION,
+    ResNet50Classifier,
     UnsafeCheckpointError,
     build_model,
     count_parameters,
@@ -59,14 +61,15 @@ def empty_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @functools.cache
 def _default_resnet_template() -> nn.Module:
-    return build_model("resnet50", 5, {"weights": "random"}).model
+    return ResNet50Classifier(5)
 
 
 def random_resnet(**hyperparams: object) -> nn.Module:
-    """A fresh random ResNet-50; default ones are deep copies because initialising one costs ~0.5 s."""
+    """A fresh random ResNet-50 frozen as asked (the class's mechanics; the builder's policy of never
+    freezing random weights is tested below); default ones are deep copies (one costs ~0.5 s)."""
     if not hyperparams:
         return copy.deepcopy(_default_resnet_template())
-    return build_model("resnet50", 5, {"weights": "random", **hyperparams}).model
+    return ResNet50Classifier(5, **hyperparams)
 
 
 def fake_imagenet_state_dict() -> dict[str, torch.Tensor]:
@@ -130,7 +133,7 @@ def test_hyperparams_reach_the_cnn_and_training_keys_are_ignored() -> None:
 def test_unknown_model_name_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="resnet50.*neuroflux_cnn"):
         build_model("vgg16", 5)
-    assert MODEL_NAMES == ("resnet50", "neuroflux_cnn")
+    assert MODEL_NAMES == ("resnet50", "neuroflux_cnn", "resnet18_gray")
 
 
 @pytest.mark.parametrize(
@@ -234,9 +237,18 @@ def test_batchnorm_head_single_sample_in_eval() -> None:
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_forward_shape(name: str) -> None:
+    """Through the model's own input normalisation: grayscale in, one logit per class out."""
     hyperparams = {"weights": "random", "conv_channels": 8}
-    model = build_model(name, 5, hyperparams, image_size=SMALL).model
-    assert model(torch.randn(2, 3, SMALL, SMALL)).shape == (2, 5)
+    built = build_model(name, 5, hyperparams, image_size=SMALL)
+    gray = torch.randint(0, 256, (2, 1, SMALL, SMALL), dtype=torch.uint8)
+    assert built.model(built.normalization(gray)).shape == (2, 5)
+
+
+def test_resnet18_gray_takes_one_channel_and_trains_from_scratch() -> None:
+    built = build_model("resnet18_gray", 5, {"dropout": 0.1})
+    assert built.model.conv1.in_channels == 1 and built.normalization == InputNormalization("per_image", 1)
+    assert built.weights_origin == "random" and built.frozen == ()
+    assert all(p.requires_grad for p in built.model.parameters())
 
 
 # ----------------------------------------------------------------------------------- ImageNet policy
@@ -245,15 +257,18 @@ def test_forward_shape(name: str) -> None:
 def test_missing_imagenet_weights_warns_and_falls_back(
     caplog: pytest.LogCaptureFixture, empty_torch_home: Path
 ) -> None:
+    """Offline, the backbone is random, so nothing stays frozen at random values: every layer trains."""
     with caplog.at_level(logging.WARNING, logger="neuroflux_lib.models"):
         built = build_model("resnet50", 5)
     assert built.weights_origin == "random"
     assert not built.pretrained
-    assert built.normalization == ORIGINAL_NORMALIZATION
+    assert built.normalization == InputNormalization("per_image", 3)  # ImageNet's mean/std means nothing
+    assert built.frozen == () and all(p.requires_grad for p in built.model.parameters())
+    assert "freeze_until 'layer3' ignored" in built.weights_note
     expected = empty_torch_home / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth"
     assert imagenet_weight_paths()[0] == expected
-    assert str(expected) in caplog.text
-    assert "RANDOMLY INITIALISED" in caplog.text
+    assert expected.name in caplog.text and "NEUROFLUX_OFFLINE" in caplog.text
+    assert "randomly initialised" in caplog.text
     assert not list(empty_torch_home.rglob("*.pth"))  # nothing was fetched or created
 
 
@@ -269,16 +284,25 @@ def test_cached_imagenet_weights_are_loaded(which: int, caplog: pytest.LogCaptur
         built = build_model("resnet50", 5, {"weights": "imagenet"})
     assert not caplog.records
     assert built.weights_origin == "imagenet" and built.pretrained
-    assert built.normalization == IMAGENET_NORMALIZATION
+    assert built.normalization == InputNormalization.fixed(*IMAGENET_NORMALIZATION)
+    assert built.weights_name == f"ResNet50_Weights.IMAGENET1K_V{2 - which}"
+    assert built.frozen == ("conv1", "layer1", "layer2", "layer3")
+    assert (
+        not built.model.layer3[0].conv1.weight.requires_grad
+        and built.model.layer4[0].conv1.weight.requires_grad
+    )
     state = built.model.state_dict()
     assert torch.equal(state["conv1.weight"], fake["conv1.weight"])
     assert torch.equal(state["layer4.2.bn3.running_var"], fake["layer4.2.bn3.running_var"])
 
 
-def test_explicit_random_weights_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
+def test_explicit_random_weights_do_not_warn_and_train_every_layer(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="neuroflux_lib.models"):
         built = build_model("resnet50", 5, {"weights": "random"})
     assert built.weights_origin == "random" and not caplog.records
+    assert built.frozen == () and "freeze_until 'layer3' ignored" in built.weights_note
+    unfrozen = build_model("resnet50", 5, {"weights": "random", "freeze_until": "none"})
+    assert unfrozen.weights_note is None
 
 
 # -------------------------------------------------------------------------------- original checkpoints
@@ -301,7 +325,7 @@ def test_original_cnn_checkpoint_loads_strictly(tmp_path: Path, wrapper: str | N
     )
     assert built.model.conv1.out_channels == 16
     assert built.weights_origin == "checkpoint"
-    assert built.normalization == ORIGINAL_NORMALIZATION
+    assert built.normalization == InputNormalization.fixed(*ORIGINAL_NORMALIZATION)
     assert not built.model.training
     x = torch.randn(2, 3, SMALL, SMALL)
     assert torch.allclose(built.model(x), original.eval()(x))

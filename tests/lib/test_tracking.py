@@ -15,7 +15,7 @@ from neuroflux_lib.tracking import (
     sync_command,
 )
 from neuroflux_lib.training.loop import fit
-from tests.lib.test_training import CLASSES, cnn, config, datasets, one_thread  # noqa: F401 (autouse)
+from tests.lib.test_training import CLASSES, INPUTS, cnn, config, datasets, one_thread  # noqa: F401 (autouse)
 
 
 def test_offline_run_holds_config_per_epoch_history_and_summary(tmp_path, isolated_wandb_env):
@@ -30,7 +30,7 @@ def test_offline_run_holds_config_per_epoch_history_and_summary(tmp_path, isolat
         tags=["neuroflux_cnn", "test"],
         config={**hyperparameters.model_dump(mode="json"), "data_version": "abc"},
     ) as tracked:
-        result = fit(cnn(), train, val, hyperparameters, CLASSES, callbacks=[tracked])
+        result = fit(cnn(), train, val, hyperparameters, CLASSES, inputs=INPUTS, callbacks=[tracked])
         tracked.set_summary({"best_epoch": result.best_epoch})
         link = tracked.link
     assert Path(link).is_dir() and Path(link).is_relative_to(tmp_path / "wandb")
@@ -86,7 +86,7 @@ def test_wandb_that_cannot_start_leaves_training_alone(tmp_path, isolated_wandb_
     tracked = start_run(TrackingSettings(mode="offline", root=str(tmp_path)), name="x", job_type="train")
     assert not tracked.active and "No space left" in tracked.error
     train, val = datasets()
-    result = fit(cnn(), train, val, config(num_epochs=2), CLASSES, callbacks=[tracked])
+    result = fit(cnn(), train, val, config(num_epochs=2), CLASSES, inputs=INPUTS, callbacks=[tracked])
     assert len(result.history) == 2
 
 
@@ -103,7 +103,7 @@ class BrokenRun:
 def test_wandb_failing_mid_training_stops_tracking_not_training(caplog):
     tracked = TrackedRun(run=BrokenRun())
     train, val = datasets()
-    result = fit(cnn(), train, val, config(num_epochs=3), CLASSES, callbacks=[tracked])
+    result = fit(cnn(), train, val, config(num_epochs=3), CLASSES, inputs=INPUTS, callbacks=[tracked])
     assert len(result.history) == 3
     assert not tracked.active and "network is down" in tracked.error
     assert sum("tracking stops" in message for message in caplog.messages) == 1

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from neuroflux_lib.config import ModelConfig
-from neuroflux_lib.data.transforms import eval_transform, train_transform
+from neuroflux_lib.config import AugmentationConfig, ModelConfig
+from neuroflux_lib.data.augmentation import build_augmentation
+from neuroflux_lib.data.normalization import InputNormalization, ModelInput
 from neuroflux_lib.models import build_model
 from neuroflux_lib.training.loop import (
     ImageTensorDataset,
@@ -19,7 +20,7 @@ from neuroflux_lib.training.loop import (
 
 CLASSES = ["A", "B", "C"]
 SIZE = 32
-NORM = ((0.5,) * 3, (0.5,) * 3)
+INPUTS = ModelInput(InputNormalization("per_image", 3))
 
 
 def toy_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,13 +33,10 @@ def toy_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def datasets(augment: bool = False):
+def datasets():
     x_train, y_train = toy_images(96, 0)
     x_val, y_val = toy_images(48, 1)
-    return (
-        ImageTensorDataset(x_train, y_train, train_transform(SIZE, NORM, augment)),
-        ImageTensorDataset(x_val, y_val, eval_transform(SIZE, NORM)),
-    )
+    return ImageTensorDataset(x_train, y_train), ImageTensorDataset(x_val, y_val)
 
 
 def config(**overrides) -> ModelConfig:
@@ -72,7 +70,7 @@ def one_thread():
 
 def test_training_lowers_the_loss_and_records_history():
     train, val = datasets()
-    result = fit(cnn(), train, val, config(num_epochs=3), CLASSES)
+    result = fit(cnn(), train, val, config(num_epochs=3), CLASSES, inputs=INPUTS)
     history = result.history
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -91,13 +89,19 @@ def test_training_lowers_the_loss_and_records_history():
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path):
-    train, val = datasets(augment=True)
-    full = fit(cnn(), train, val, config(), CLASSES, checkpoint_path=tmp_path / "a.pt")
+    """With batched augmentation (geometry and intensity) drawing from the RNG the checkpoint saves."""
+    train, val = datasets()
+    augmented = ModelInput(INPUTS.normalization, build_augmentation(AugmentationConfig()))
+    full = fit(cnn(), train, val, config(), CLASSES, inputs=augmented, checkpoint_path=tmp_path / "a.pt")
 
     ckpt = tmp_path / "b.pt"
-    fit(cnn(), train, val, config(), CLASSES, checkpoint_path=ckpt, max_epochs=2)  # "killed" after 2 epochs
+    fit(
+        cnn(), train, val, config(), CLASSES, inputs=augmented, checkpoint_path=ckpt, max_epochs=2
+    )  # "killed"
     resumed_model = cnn(seed=123)  # a fresh process would start from other weights
-    resumed = fit(resumed_model, train, val, config(), CLASSES, checkpoint_path=ckpt, resume=True)
+    resumed = fit(
+        resumed_model, train, val, config(), CLASSES, inputs=augmented, checkpoint_path=ckpt, resume=True
+    )
 
     drop = ("train_seconds", "train_images_per_s")
     strip = [{k: v for k, v in h.items() if k not in drop} for h in full.history]
@@ -121,6 +125,7 @@ def test_best_checkpoint_not_last_is_restored():
         val,
         config(num_epochs=5, monitor="val_loss", learning_rate=0.05),
         CLASSES,
+        inputs=INPUTS,
         callbacks=[Snapshot()],
     )
     losses = [h["val_loss"] for h in result.history]
@@ -135,7 +140,12 @@ def test_best_checkpoint_not_last_is_restored():
 def test_early_stopping_stops():
     train, val = datasets()
     result = fit(
-        cnn(), train, val, config(num_epochs=30, early_stopping_patience=1, learning_rate=1e-6), CLASSES
+        cnn(),
+        train,
+        val,
+        config(num_epochs=30, early_stopping_patience=1, learning_rate=1e-6),
+        CLASSES,
+        inputs=INPUTS,
     )
     assert result.stopped_early and len(result.history) < 30
 
@@ -159,6 +169,7 @@ def test_plateau_is_stepped_with_the_monitored_metric():
         val,
         config(num_epochs=4, scheduler_patience=0, learning_rate=1e-6, monitor="val_macro_f1"),
         CLASSES,
+        inputs=INPUTS,
     )
     lrs = [h["lr"] for h in result.history]
     assert lrs[-1] < lrs[0], "no improvement with patience 0 must reduce the learning rate"
@@ -167,22 +178,29 @@ def test_plateau_is_stepped_with_the_monitored_metric():
 @pytest.mark.parametrize("optimizer", ["Adam", "AdamW", "SGD", "RMSprop"])
 def test_every_optimizer_trains(optimizer):
     train, val = datasets()
-    result = fit(cnn(), train, val, config(num_epochs=1, optimizer=optimizer), CLASSES)
+    result = fit(cnn(), train, val, config(num_epochs=1, optimizer=optimizer), CLASSES, inputs=INPUTS)
     assert np.isfinite(result.history[0]["train_loss"])
 
 
 def test_class_weights_and_label_smoothing_run():
     train, val = datasets()
-    result = fit(cnn(), train, val, config(num_epochs=1, class_weights=True, label_smoothing=0.1), CLASSES)
+    result = fit(
+        cnn(),
+        train,
+        val,
+        config(num_epochs=1, class_weights=True, label_smoothing=0.1),
+        CLASSES,
+        inputs=INPUTS,
+    )
     assert np.isfinite(result.history[0]["val_loss"])
 
 
 def test_batch_of_one_is_dropped_for_batchnorm():
     assert needs_drop_last(33, 16) and not needs_drop_last(32, 16) and not needs_drop_last(1, 16)
     images, labels = toy_images(17, 0)
-    data = ImageTensorDataset(images, labels, eval_transform(SIZE, NORM))
+    data = ImageTensorDataset(images, labels)
     model = build_model("resnet50", 3, {"weights": "random", "hidden_size": 8}).model
-    fit(model, data, data, config(model_name="resnet50", num_epochs=1, batch_size=16), CLASSES)
+    fit(model, data, data, config(model_name="resnet50", num_epochs=1, batch_size=16), CLASSES, inputs=INPUTS)
 
 
 def test_loader_workers_follow_the_device():
@@ -250,14 +268,44 @@ def test_resume_refuses_a_checkpoint_of_other_data_or_settings(tmp_path):
     train, val = datasets()
     ckpt = tmp_path / "c.pt"
     first = {"data_version": "aaa", "config_digest": "c1"}
-    fit(cnn(), train, val, config(), CLASSES, checkpoint_path=ckpt, max_epochs=1, fingerprint=first)
+    fit(
+        cnn(),
+        train,
+        val,
+        config(),
+        CLASSES,
+        inputs=INPUTS,
+        checkpoint_path=ckpt,
+        max_epochs=1,
+        fingerprint=first,
+    )
     for other in (
         {"data_version": "bbb", "config_digest": "c1"},
         {"data_version": "aaa", "config_digest": "c2"},
     ):
         with pytest.raises(DataError, match="without --resume"):
-            fit(cnn(), train, val, config(), CLASSES, checkpoint_path=ckpt, resume=True, fingerprint=other)
-    resumed = fit(cnn(), train, val, config(), CLASSES, checkpoint_path=ckpt, resume=True, fingerprint=first)
+            fit(
+                cnn(),
+                train,
+                val,
+                config(),
+                CLASSES,
+                inputs=INPUTS,
+                checkpoint_path=ckpt,
+                resume=True,
+                fingerprint=other,
+            )
+    resumed = fit(
+        cnn(),
+        train,
+        val,
+        config(),
+        CLASSES,
+        inputs=INPUTS,
+        checkpoint_path=ckpt,
+        resume=True,
+        fingerprint=first,
+    )
     assert len(resumed.history) == config().num_epochs
 
 
