@@ -5,9 +5,20 @@ dataset with the same layout, class counts, file-name scheme (subject ids, sever
 subject), odd image sizes and ~1 % broken images, so every pipeline stage can run end to end.
 
 Anatomy comes from the MNI152 grey/white-matter templates bundled with nilearn (read from the
-package, no download). Each subject gets its own slice level, head pose (rotation, scale,
-translation), smooth multiplicative bias field, gain, contrast and Rician noise; images of one
-subject share the subject's anatomy and come from one to three sessions.
+package, no download). Each subject gets its own slice level, and each session its head pose
+(rotation, scale, translation) and Rician noise; images of one subject share the subject's anatomy
+and come from one to three sessions. Two things follow the acquisition named in the file name (below):
+
+* Scanner characteristics per site (the 3-digit site id of the subject id): a gain (log-normal,
+  ``SITE_GAIN_SD``), a contrast gamma applied to the tissue signal (log-normal, ``SITE_GAMMA_SD``) and
+  a bias-field strength (``SITE_BIAS_STRENGTH``, a factor on each session's smooth multiplicative
+  field), drawn once per site from the seed. Each session adds its own gain (``SESSION_GAIN``) and
+  field (``SESSION_BIAS_SD``), narrower than when they were the only source, so the total variation
+  stays about the same while images of one site share a gain profile and field strength.
+* Tissue contrast per sequence family of the name (``FAMILY_PRESETS`` -> ``CONTRAST_PRESETS``): T2*
+  names render as gradient-echo T2* (bright CSF), FLAIR as FLAIR (dark CSF and ventricles, bright
+  scalp fat), fat-saturated TSE/FSE as T2 TSE with a suppressed scalp ring, PASL as its
+  proton-density-like M0 image, and names without a sequence as T2*, PD/T2 FSE or TSE.
 
 Class signal (what a model can learn), on top of the nuisance variation above:
 
@@ -24,42 +35,59 @@ Class signal (what a model can learn), on top of the nuisance variation above:
 
 ``difficulty`` scales every class-specific difference from the EO baseline by ``1 / difficulty``
 (severity means, lesion rates, lesion contrast); the per-subject spread and the nuisance variation
-stay fixed, so difficulty 2.0 halves the signal and makes the task harder, 0.5 doubles it.
-Measured at scale 1.0 with a subject-grouped 75/25 split (macro-F1): logistic regression on
-standardized 32x32 thumbnails ~0.38-0.40; a 4-block CNN on 64x64 inputs, 20 CPU epochs,
-~0.61-0.65 (chance ~0.2). At difficulty 2.0 both drop to ~0.32.
+stay fixed, so difficulty 2.0 halves the signal and makes the task harder, 0.5 doubles it. At the
+default 1.0 (scale 1.0, seed 0, one subject-grouped 75/25 split, macro-F1) a 4-block CNN on 64x64
+inputs reaches 0.66 after 20 CPU epochs, against 0.28 for the thumbnail baseline below (chance 0.2).
 
-Like real collections, the set also holds (none of them depends on the class):
+Like real collections, the set also holds:
 
-* Protocol variety: about ``BRIGHT_SHARE`` (10 %) of the sessions come from a brighter, closer-cropped
-  protocol (gain x``BRIGHT_GAIN``, zoom x``BRIGHT_ZOOM``: less background; CSF x``BRIGHT_CSF`` so the
-  ventricles do not saturate). These images are legitimate;
-  the dataset-relative outlier statistics flag many of them, which is why outliers are kept by default.
+* Protocol variety: ``BRIGHT_SHARE`` (12 %) of the sessions, chosen at random whatever the class, come
+  from a brighter, closer-cropped protocol (gain x``BRIGHT_GAIN``, zoom x``BRIGHT_ZOOM``: less
+  background; CSF x``BRIGHT_CSF``). Signal above ``ROLL_OFF_KNEE`` rolls off towards
+  ``ROLL_OFF_CEILING`` like an export window, so bright sites and sessions never saturate (only the
+  deliberately over-exposed images do). These images are legitimate; the dataset-relative outlier
+  statistics flag most of them, which is why outliers are kept by default. Under the project's
+  robust rule (``neuroflux_lib.data.outliers.flag_images``, |modified z| > 3.5), full-size sets of
+  seeds 0 / 1 / 2 have 10.0 / 11.0 / 10.8 % outliers among the legitimate images (real data: ~11 %),
+  nearly all of them bright-protocol images flagged on intensity and SNR; 7.9 / 9.0 / 8.8 % are
+  outliers on intensity or background fraction alone.
 * Duplicates within a subject: ``EXACT_DUPLICATE_SHARE`` of the images are byte copies of another
   image of the same subject re-exported under another image id, and ``REENCODED_SHARE`` are the same
   slice re-saved at a lower JPEG quality (near-duplicates), so dedup has something to group.
 * Deliberately broken images (``BAD_KINDS``: blank, near-blank, pure noise, over-exposed, 16 px tiny,
   and one truncated file at scale >= 0.5); every legitimate image is at least ``MIN_SIDE_PX`` wide.
 
-Acquisition metadata in the file names only (never the pixels), confounded with class like the real
-data, where the scan year alone predicts the class: each subject gets a scan year, a sequence name
-(mostly T2* spelled seven ways, some FLAIR, fat-saturated TSE/FSE, a few PASL, a few with none), a
-separator before the date (``__br_raw_``, ``_br_raw_``, ``__raw_``) and a site. ``confound`` c sets
-how much these depend on the class: every distribution is ``c * p_class + (1 - c) * p_pooled``, with the
-year distributions of the real data (``YEAR_COUNTS``), fat-sat sequences more common in IPTE (22 of 171
-real images) and a mild per-class site preference. c = 1.0 (default) is like the real data; c = 0.0
-makes acquisition independent of class. The pixels are identical for every c: the metadata is drawn
-from its own random stream.
+Acquisition metadata in the file names, confounded with class like the real data, where the scan year
+alone predicts the class: each subject gets a scan year, a sequence name (mostly T2* spelled seven
+ways, some FLAIR, fat-saturated TSE/FSE, a few PASL, a few with none), a separator before the date
+(``__br_raw_``, ``_br_raw_``, ``__raw_``) and a site. ``confound`` c sets how much these depend on the
+class: every distribution is ``c * p_class + (1 - c) * p_pooled``, with the year distributions of the
+real data (``YEAR_COUNTS``), fat-sat sequences more common in IPTE (22 of 171 real images) and a mild
+per-class site preference. c = 1.0 (default) is like the real data; c = 0.0 makes acquisition
+independent of class. Site and sequence family also shape the pixels (above), so with c > 0 the
+acquisition leaks into the pixels through them, as on the real data; with c = 0 nothing in an image
+but its class signal depends on the class. The metadata has its own random stream, and site profiles,
+protocols, subjects, poses, noise, sizes, bad images and duplicates have streams of their own, so
+changing c changes the file names, each subject's site (gain, gamma, field strength) and each
+session's contrast preset (weights, scalp) and nothing else.
 
 Calibration (``/work/shared/tools/demo_realism.py``: class-balanced logistic regressions under
-subject-grouped CV, full-size sets, seeds 0 / 1 / 2; real data in brackets): year alone 0.30 / 0.28 /
-0.30 (0.27-0.29), year + sequence + site 0.29 / 0.33 / 0.32 (0.32-0.36), 32x32 thumbnails 0.32 / 0.30 /
-0.33 (0.25-0.33). The site preference (``SITE_PREFERENCE_SHAPE`` 6) is what sets the second figure: with
-shape 2 it reached 0.39, i.e. the file names gave away more than the real ones do.
+subject-grouped 5-fold CV, full-size sets, seeds 0 / 1 / 2; real data in brackets): year alone
+0.30 / 0.28 / 0.30 (0.27), year + sequence + site 0.29 / 0.33 / 0.32 (0.36), 32x32 thumbnails
+0.28 / 0.33 / 0.34 (0.25). Tying the contrast to the sequence family leaves far fewer sessions with
+FLAIR's dark ventricles (6 % instead of 15 %), which raised the thumbnail baseline from ~0.32 to
+~0.37; a wider head pose (``POSE_ROTATION_SD`` 7 degrees, ``POSE_SHIFT_SD`` 5 %) brings it back, and
+the site effects are scalars rather than per-site field patterns, which a linear model on
+standardized thumbnails could read as the site (and so the class). With c = 0 the thumbnails score
+0.29 (seed 0) and 0.31 (seed 2): acquisition leaking into the pixels adds at most a few points.
+The site preference (``SITE_PREFERENCE_SHAPE`` 6) is what sets the second figure: with shape 2 it
+reached 0.39, i.e. the file names gave away more than the real ones do. A full-size set takes about
+6-10 s to generate with two worker processes.
 
 Output is deterministic for ``(scale, seed, difficulty, image_size, confound)``: the whole plan (names,
-subjects, poses, bad images) is drawn in the main process, and each image is rendered from its own
-``numpy.random.SeedSequence``, so the bytes do not depend on the number of worker processes.
+subjects, sites, poses, protocols, bad images) is drawn in the main process, and each image is
+rendered from its own ``numpy.random.SeedSequence``, so the bytes do not depend on the number of
+worker processes.
 """
 
 from __future__ import annotations
@@ -92,15 +120,39 @@ FILENAME_REGEX = re.compile(
 )
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".webp"}
 
-# Pixel contrast presets (name, relative T2 weight of CSF, GM, WM, share of sessions), independent of
-# class and of the sequence name in the file name. FLAIR nulls CSF, so ventricles are dark there: a
-# nuisance a CNN can learn around but a linear model on pixels cannot.
-SEQUENCES: tuple[tuple[str, float, float, float, float], ...] = (
-    ("Axial_T2-Star", 1.00, 0.55, 0.36, 0.40),
-    ("Axial_PD_T2_FSE", 0.90, 0.62, 0.46, 0.35),
-    ("Axial_T2_FLAIR", 0.14, 0.62, 0.42, 0.15),
-    ("Axial_T2_FSE", 0.95, 0.52, 0.34, 0.10),
-)
+# Pixel contrast presets: relative T2 weight of CSF, GM, WM and of the scalp fat / skin ring. FLAIR nulls
+# CSF, so the ventricles are dark there; fat saturation suppresses the bright scalp ring.
+CONTRAST_PRESETS: dict[str, tuple[float, float, float, float]] = {
+    "t2star": (1.00, 0.55, 0.36, 1.0),  # gradient-echo T2*
+    "pd_t2_fse": (0.90, 0.62, 0.46, 1.0),  # proton-density / T2 fast spin echo
+    "tse": (0.95, 0.52, 0.34, 1.0),  # T2 turbo / fast spin echo
+    "tse_fat_sat": (0.95, 0.52, 0.34, 0.3),  # the same with fat saturation
+    "flair": (0.18, 0.85, 0.58, 1.5),  # windowed on the brain tissue; fat is not nulled
+}
+# The preset each sequence family of the file names is rendered with (shares per session). PASL series
+# come with a proton-density-like M0 image; a series without a sequence name can be any T2-type protocol.
+FAMILY_PRESETS: dict[str, tuple[tuple[str, float], ...]] = {
+    "t2star": (("t2star", 1.0),),
+    "flair": (("flair", 1.0),),
+    "fat_sat": (("tse_fat_sat", 1.0),),
+    "pasl": (("pd_t2_fse", 1.0),),
+    "none": (("t2star", 0.4), ("pd_t2_fse", 0.35), ("tse", 0.25)),
+}
+CONTRAST_JITTER = 0.03  # per-session relative jitter of each tissue weight
+
+# Scanner characteristics of each site, drawn once per site from the seed: gain (log-normal factor),
+# contrast (gamma, log-normal, applied to the tissue signal) and bias-field strength (a factor on every
+# session's field). Sessions add their own gain and field on top, narrower than before sites existed so
+# the total variation stays about the same (gain 0.75-1.0 and field sd 0.12 per session then).
+SITE_GAIN_SD = 0.06
+SITE_GAMMA_SD = 0.10
+SITE_BIAS_STRENGTH = (0.6, 1.4)
+SESSION_GAIN = (0.80, 0.95)
+SESSION_BIAS_SD = 0.12  # sd of each coefficient of the session's field polynomial (times the site's factor)
+# Head pose of a session: rotation (degrees), zoom, shift (share of the image side).
+POSE_ROTATION_SD = 7.0
+POSE_ZOOM = (0.9, 1.1)
+POSE_SHIFT_SD = 0.05
 
 # Odd sizes as (width, height) relative to the main size, and their share of all images; the two
 # 64x64 images of the real dataset become image_size // 4 and are counted absolutely.
@@ -127,10 +179,13 @@ LESION_RATE: dict[str, float] = {"EO": 0.1, "IO": 0.1, "LO": 0.1, "IPTE": 1.6, "
 LESION_CONTRAST: dict[str, float] = {"EO": 0.35, "IO": 0.35, "LO": 0.35, "IPTE": 0.45, "PTE": 0.6}
 
 # Protocol variety (pixels, class-independent): a brighter, closer-cropped protocol.
-BRIGHT_SHARE = 0.10
-BRIGHT_GAIN = 1.2
+BRIGHT_SHARE = 0.12
+BRIGHT_GAIN = 1.35
 BRIGHT_ZOOM = 1.3
 BRIGHT_CSF = 0.8  # relative CSF weight, so the brighter protocol does not saturate the ventricles
+# Export window: signal above the knee is compressed towards the ceiling (1.0 = grey level 255).
+ROLL_OFF_KNEE = 0.80
+ROLL_OFF_CEILING = 0.96
 # Duplicates within a subject: byte copies under another image id, and re-encodings at lower quality.
 EXACT_DUPLICATE_SHARE = 0.005
 REENCODED_SHARE = 0.005
@@ -214,6 +269,10 @@ class ImageSpec:
     bad: str | None
     seed: np.random.SeedSequence
     protocol: str = "standard"  # "bright": the brighter, closer-cropped protocol
+    family: str = "t2star"  # sequence family of the file name (a key of FAMILY_PRESETS)
+    preset: str = "t2star"  # contrast preset the pixels are rendered with (a key of CONTRAST_PRESETS)
+    scalp: float = 1.0  # weight of the scalp fat / skin ring (low with fat saturation)
+    gamma: float = 1.0  # the site's contrast: the tissue signal is raised to this power
     duplicate_of: str | None = None  # rel_path of the image this one copies
     duplicate_kind: str | None = None  # "exact" (same bytes) or "reencoded" (other JPEG quality)
 
@@ -269,12 +328,20 @@ def _session_stamp(rng: np.random.Generator, year: int) -> str:
     return f"{ymd}{hms}{int(rng.integers(0, 1000)):03d}"
 
 
-def _pick_contrast(rng: np.random.Generator) -> tuple[float, float, float]:
-    """Relative CSF, GM, WM weights of one session: a preset of SEQUENCES, jittered."""
-    shares = np.array([s[4] for s in SEQUENCES])
-    _, csf, gm, wm, _ = SEQUENCES[int(rng.choice(len(SEQUENCES), p=shares / shares.sum()))]
-    jitter = rng.normal(1.0, 0.04, size=3)
-    return csf * jitter[0], gm * jitter[1], wm * jitter[2]
+def _pick_contrast(family: str, rng: np.random.Generator) -> tuple[str, tuple[float, float, float], float]:
+    """(preset, (CSF, GM, WM) weights, scalp weight) of one session of sequence family `family`.
+
+    Always four draws whatever the family, so the family (which follows `confound`) never shifts the
+    subject's other draws."""
+    options = FAMILY_PRESETS[family]
+    cumulative = np.cumsum([share for _, share in options])
+    choice = min(
+        int(np.searchsorted(cumulative / cumulative[-1], rng.random(), side="right")), len(options) - 1
+    )
+    preset = options[choice][0]
+    csf, gm, wm, scalp = CONTRAST_PRESETS[preset]
+    jitter = rng.normal(1.0, CONTRAST_JITTER, size=3)
+    return preset, (csf * jitter[0], gm * jitter[1], wm * jitter[2]), scalp
 
 
 def _class_signal(label: str, difficulty: float) -> tuple[float, float, float]:
@@ -291,12 +358,14 @@ def _class_signal(label: str, difficulty: float) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class SubjectMeta:
-    """What a subject's file names say about the acquisition (never used for pixels)."""
+    """What a subject's file names say about the acquisition; its site and sequence family also set
+    the scanner characteristics and the contrast preset of the pixels."""
 
     site: int
     year: int
     sequence: str
     separator: str
+    family: str = "t2star"  # a key of SEQUENCE_NAMES / FAMILY_PRESETS
 
 
 def _mix(p_class: np.ndarray, p_pooled: np.ndarray, confound: float) -> np.ndarray:
@@ -345,7 +414,28 @@ def _subject_meta(
     sequence = _pick(SEQUENCE_NAMES[family], rng)
     separator = _pick(SEPARATORS, rng)
     # A name without a sequence reads `..._MR__br_raw_...` in the real data.
-    return SubjectMeta(site, year, sequence, "_br_raw_" if not sequence else separator)
+    return SubjectMeta(site, year, sequence, "_br_raw_" if not sequence else separator, family)
+
+
+@dataclass(frozen=True)
+class SiteProfile:
+    """Scanner characteristics of one site, shared by every image acquired there."""
+
+    gain: float
+    gamma: float
+    bias_strength: float  # factor on the bias field of every session
+
+
+def _site_profiles(sites: np.ndarray, rng: np.random.Generator) -> dict[int, SiteProfile]:
+    """One profile per site, drawn in the order of `sites` (which does not depend on `confound`)."""
+    profiles = {}
+    for site in sites.tolist():
+        profiles[int(site)] = SiteProfile(
+            gain=float(np.exp(rng.normal(0.0, SITE_GAIN_SD))),
+            gamma=float(np.exp(rng.normal(0.0, SITE_GAMMA_SD))),
+            bias_strength=float(rng.uniform(*SITE_BIAS_STRENGTH)),
+        )
+    return profiles
 
 
 @dataclass
@@ -358,13 +448,14 @@ class _Ids:
 
 
 def _session_pose(rng: np.random.Generator) -> dict[str, object]:
-    """Acquisition nuisance shared by the images of one session: head pose, bias, gain, noise."""
+    """Acquisition nuisance shared by the images of one session: head pose, noise, and the session's
+    own bias field and gain (combined with its site's in `_subject_images`)."""
     return {
-        "rotation_deg": float(rng.normal(0.0, 4.0)),
-        "zoom": float(rng.uniform(0.9, 1.1)),
-        "shift": (float(rng.normal(0.0, 0.03)), float(rng.normal(0.0, 0.03))),
-        "bias": tuple(float(b) for b in rng.normal(0.0, 0.12, size=5)),
-        "gain": float(rng.uniform(0.75, 1.0)),
+        "rotation_deg": float(rng.normal(0.0, POSE_ROTATION_SD)),
+        "zoom": float(rng.uniform(*POSE_ZOOM)),
+        "shift": (float(rng.normal(0.0, POSE_SHIFT_SD)), float(rng.normal(0.0, POSE_SHIFT_SD))),
+        "bias": tuple(float(b) for b in rng.normal(0.0, SESSION_BIAS_SD, size=5)),
+        "gain": float(rng.uniform(*SESSION_GAIN)),
         "noise": float(rng.uniform(0.012, 0.045)),
         "quality": int(rng.integers(85, 97)),
     }
@@ -386,12 +477,13 @@ def _subject_images(
     rng: np.random.Generator,
     ids: _Ids,
     meta: SubjectMeta,
-    protocol_rng: np.random.Generator,
+    site: SiteProfile,
 ) -> list[ImageSpec]:
     """Specs of one subject's images: shared anatomy and severity, 1-3 sessions, distinct slices.
 
-    `rng` draws everything about the pixels, `meta` names the files, and `protocol_rng` picks each
-    session's protocol (class-independent).
+    `rng` draws everything about the pixels that is the subject's own, `meta` names the files and sets
+    the contrast preset (sequence family), and `site` sets the scanner characteristics. Every session
+    is planned with the standard protocol; `_brighten_sessions` picks the brighter ones afterwards.
     """
     severity_mean, rate, contrast = _class_signal(label, difficulty)
     severity = float(rng.normal(severity_mean, SEVERITY_SPREAD))
@@ -400,14 +492,12 @@ def _subject_images(
     session_of = _sessions_of(n_images, rng)
     specs = []
     for session in range(int(session_of.max()) + 1):
-        weights = _pick_contrast(rng)
+        preset, weights, scalp = _pick_contrast(meta.family, rng)
         stamp, series, pose = _session_stamp(rng, meta.year), next(ids.series), _session_pose(rng)
+        pose["gain"] = pose["gain"] * site.gain
+        pose["bias"] = tuple(site.bias_strength * b for b in pose["bias"])
         levels = base_z + rng.uniform(-4.0, 4.0, size=int((session_of == session).sum()))
         first_slice = int(rng.integers(10, 40))
-        protocol = "bright" if protocol_rng.random() < BRIGHT_SHARE else "standard"
-        if protocol == "bright":
-            pose = {**pose, "gain": pose["gain"] * BRIGHT_GAIN, "zoom": pose["zoom"] * BRIGHT_ZOOM}
-            weights = (weights[0] * BRIGHT_CSF, weights[1], weights[2])
         for k, z_mm in enumerate(levels):
             name = (
                 f"neuroflux_{subject_id}_MR_{meta.sequence}{meta.separator}{stamp}_{first_slice + 2 * k}"
@@ -428,11 +518,34 @@ def _subject_images(
                     contrast=weights,
                     bad=None,
                     seed=next(ids.seeds),
-                    protocol=protocol,
+                    family=meta.family,
+                    preset=preset,
+                    scalp=scalp,
+                    gamma=site.gamma,
                     **pose,
                 )
             )
     return specs
+
+
+def _brighten_sessions(specs: list[ImageSpec], rng: np.random.Generator) -> list[ImageSpec]:
+    """Move round(BRIGHT_SHARE * sessions) sessions, chosen at random whatever their class, to the
+    brighter, closer-cropped protocol. Sessions are taken in plan order, which `confound` leaves alone."""
+    sessions = list(dict.fromkeys(FILENAME_REGEX.match(Path(s.rel_path).name)["series"] for s in specs))
+    chosen = rng.choice(len(sessions), size=round(BRIGHT_SHARE * len(sessions)), replace=False)
+    bright = {sessions[int(i)] for i in chosen}
+    return [
+        replace(
+            spec,
+            protocol="bright",
+            gain=spec.gain * BRIGHT_GAIN,
+            zoom=spec.zoom * BRIGHT_ZOOM,
+            contrast=(spec.contrast[0] * BRIGHT_CSF, *spec.contrast[1:]),
+        )
+        if FILENAME_REGEX.match(Path(spec.rel_path).name)["series"] in bright
+        else spec
+        for spec in specs
+    ]
 
 
 def _odd_sizes(n_total: int, scale: float, image_size: int) -> list[tuple[int, int]]:
@@ -513,7 +626,8 @@ def plan_dataset(
 
     Subject-level draws use one SeedSequence child per subject and each image gets its own child,
     so rendering can happen in any process, in any order, with identical bytes. File-name metadata,
-    protocols and duplicates have streams of their own, so `confound` changes names, never pixels.
+    site profiles, protocols and duplicates have streams of their own, so `confound` changes names and,
+    through each subject's site and sequence family, scanner characteristics and contrast; nothing else.
     """
     if image_size < MIN_SIDE_PX:
         raise ConfigError(
@@ -521,9 +635,8 @@ def plan_dataset(
         )
     _class_signal("EO", difficulty)  # validates difficulty before any work
     counts = class_counts(scale)
-    plan_seq, subject_seq, image_seq, meta_seq, protocol_seq, duplicate_seq = np.random.SeedSequence(
-        seed
-    ).spawn(6)
+    streams = np.random.SeedSequence(seed).spawn(7)
+    plan_seq, subject_seq, image_seq, meta_seq, protocol_seq, duplicate_seq, site_seq = streams
     rng = np.random.default_rng(plan_seq)
     total = sum(counts.values())
     groups = {label: _split_into_subjects(n, rng) for label, n in counts.items()}
@@ -536,17 +649,25 @@ def plan_dataset(
         seeds=iter(image_seq.spawn(total)),
     )
     subject_rngs = iter(np.random.default_rng(s) for s in subject_seq.spawn(n_subjects))
-    protocol_rngs = iter(np.random.default_rng(s) for s in protocol_seq.spawn(n_subjects))
     meta_rng = np.random.default_rng(meta_seq)
     distributions = _metadata_distributions(sites, confound, meta_rng)
+    site_profiles = _site_profiles(sites, np.random.default_rng(site_seq))
     specs: list[ImageSpec] = []
     for label, sizes in groups.items():
         for n_images in sizes:
             meta = _subject_meta(label, sites, distributions, meta_rng)
             subject_id = f"{meta.site:03d}_S_{next(numbers):04d}"
             specs += _subject_images(
-                label, subject_id, n_images, difficulty, next(subject_rngs), ids, meta, next(protocol_rngs)
+                label,
+                subject_id,
+                n_images,
+                difficulty,
+                next(subject_rngs),
+                ids,
+                meta,
+                site_profiles[meta.site],
             )
+    specs = _brighten_sessions(specs, np.random.default_rng(protocol_seq))
     specs = _assign_variants(specs, scale, image_size, rng)
     return _add_duplicates(specs, np.random.default_rng(duplicate_seq))
 
@@ -684,12 +805,23 @@ def _bias_field(spec: ImageSpec, width: int, height: int) -> np.ndarray:
     return np.exp(a * x + b * y + c * x * y + d * x**2 + e * y**2).astype(np.float32)
 
 
+def _roll_off(image: np.ndarray) -> np.ndarray:
+    """The export window's soft shoulder: signal above ROLL_OFF_KNEE approaches ROLL_OFF_CEILING instead
+    of clipping, so bright sites and protocols stay legitimate (not saturated) images."""
+    span = ROLL_OFF_CEILING - ROLL_OFF_KNEE
+    over = image > ROLL_OFF_KNEE
+    image[over] = ROLL_OFF_KNEE + span * np.tanh((image[over] - ROLL_OFF_KNEE) / span)
+    return image
+
+
 def render_slice(spec: ImageSpec, anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
     """A realistic uint8 slice for `spec` (no bad-image effects)."""
     gm, wm, csf, deep = _atrophied_tissue(anatomy, spec)
     w_csf, w_gm, w_wm = spec.contrast
     lesions = _lesions(deep, spec, rng)
-    t2 = w_csf * csf + w_gm * gm + w_wm * wm + lesions + _level(anatomy.scalp, spec.z_mm)
+    t2 = w_csf * csf + w_gm * gm + w_wm * wm + lesions + spec.scalp * _level(anatomy.scalp, spec.z_mm)
+    if spec.gamma != 1.0:  # the site's contrast
+        t2 = np.power(np.maximum(t2, 0.0), spec.gamma, dtype=np.float32)
     width, height = spec.width, spec.height
     matrix = _pose_matrix(anatomy, spec)
     mm_per_px = 1.0 / math.hypot(matrix[0, 0], matrix[1, 0])
@@ -697,6 +829,8 @@ def render_slice(spec: ImageSpec, anatomy: Anatomy, rng: np.random.Generator) ->
         t2 = cv2.GaussianBlur(t2, (0, 0), 0.5 * math.sqrt(mm_per_px**2 - 1.0))
     image = cv2.warpAffine(t2, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
     image = image * _bias_field(spec, width, height) * spec.gain
+    if spec.bad != "overexposed":  # the over-exposed images are the ones exported without the roll-off
+        image = _roll_off(image)
     real = image + rng.normal(0.0, spec.noise, size=image.shape)
     imag = rng.normal(0.0, spec.noise, size=image.shape)
     magnitude = np.sqrt(real**2 + imag**2)  # Rician noise, as in magnitude MR images
@@ -781,7 +915,8 @@ def generate_demo_dataset(
     """Write a synthetic dataset shaped like the real one to `out_dir/<CLASS>/*.jpg`.
 
     `confound` (0..1) sets how strongly the acquisition metadata in the file names (scan year,
-    sequence, site) depends on the class: 1.0 like the real data, 0.0 independent (module docstring).
+    sequence, site) depends on the class: 1.0 like the real data, 0.0 independent (module docstring);
+    site and sequence also set scanner characteristics and tissue contrast, so they reach the pixels.
     Refuses an `out_dir` that already holds images, so two datasets never mix silently.
     """
     start = time.perf_counter()

@@ -1,10 +1,13 @@
-"""Synthetic demo dataset: layout, naming, subject structure, determinism and refusal to mix."""
+"""Synthetic demo dataset: layout, naming, subject structure, site and sequence effects on the pixels,
+determinism and refusal to mix."""
 
 from __future__ import annotations
 
 import io
 import re
 from collections import Counter, defaultdict
+from dataclasses import replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,9 @@ from PIL import Image
 
 from neuroflux_lib.data.broken import MIN_SIDE_PX
 from neuroflux_lib.demo.generator import (
+    BRIGHT_SHARE,
     CLASS_COUNTS,
+    FAMILY_PRESETS,
     FILENAME_REGEX,
     SEQUENCE_NAMES,
     DemoSummary,
@@ -183,20 +188,114 @@ def test_scan_year_follows_the_class_with_confound_and_not_without(full_plan: li
         plan_dataset(scale=SCALE, seed=SEED, image_size=SIZE, confound=1.5)
 
 
-def test_confound_changes_file_names_never_pixels() -> None:
+# What the acquisition named in the file name sets in the pixels: the site's scanner characteristics and
+# the sequence family's contrast preset. Everything else about an image must not depend on `confound`.
+ACQUISITION_FIELDS = ("gain", "bias", "gamma", "contrast", "scalp", "preset", "family")
+
+
+def test_confound_changes_names_site_and_contrast_only() -> None:
     confounded = plan_dataset(scale=SCALE, seed=SEED, image_size=SIZE, confound=1.0)
     independent = plan_dataset(scale=SCALE, seed=SEED, image_size=SIZE, confound=0.0)
     assert [s.rel_path for s in confounded] != [s.rel_path for s in independent]
+    assert any(a.gamma != b.gamma for a, b in zip(confounded, independent, strict=True))  # other sites
     anatomy = load_anatomy()
     for a, b in zip(confounded, independent, strict=True):
-        assert (a.label, a.width, a.height, a.bad, a.protocol) == (
+        assert (a.label, a.width, a.height, a.bad, a.protocol, a.severity, a.z_mm, a.rotation_deg) == (
             b.label,
             b.width,
             b.height,
             b.bad,
             b.protocol,
+            b.severity,
+            b.z_mm,
+            b.rotation_deg,
         )
-        assert render_file(a, anatomy) == render_file(b, anatomy)
+        # Given a's site and contrast, b renders to a's bytes: nothing else differs.
+        b_like_a = replace(b, **{field: getattr(a, field) for field in ACQUISITION_FIELDS})
+        assert render_file(b_like_a, anatomy) == render_file(a, anatomy)
+
+
+def _site(spec: ImageSpec) -> str:
+    return spec.subject_id[:3]
+
+
+def test_images_of_one_site_share_its_scanner_characteristics(full_plan: list[ImageSpec]) -> None:
+    specs = [s for s in full_plan if s.protocol == "standard" and s.bad is None]
+    gammas: dict[str, set[float]] = defaultdict(set)
+    for spec in specs:
+        gammas[_site(spec)].add(spec.gamma)
+    assert all(len(values) == 1 for values in gammas.values())  # the site's contrast, whoever is scanned
+    assert len({g for values in gammas.values() for g in values}) == len(gammas) >= 40
+    assert np.std([g for values in gammas.values() for g in values]) > 0.05
+
+    # Gain and bias-field size: images of two subjects are closer when they come from the same site.
+    first = {}
+    for spec in specs:
+        first.setdefault(spec.subject_id, spec)  # one image per subject
+
+    def field_size(spec: ImageSpec) -> float:
+        return float(np.sqrt(np.mean(np.square(spec.bias))))
+
+    gain, field = defaultdict(list), defaultdict(list)
+    for a, b in combinations(list(first.values()), 2):
+        same = _site(a) == _site(b)
+        gain[same].append(abs(np.log(a.gain / b.gain)))
+        field[same].append(abs(np.log(field_size(a) / field_size(b))))
+    assert len(gain[True]) > 1000
+    assert np.mean(gain[True]) < 0.8 * np.mean(gain[False])
+    assert np.mean(field[True]) < 0.92 * np.mean(field[False])  # ~0.8 with site strengths, ~1.0 without
+
+    # The site's gamma reaches the pixels: a higher gamma darkens the tissue (signal below 1).
+    anatomy = load_anatomy()
+    spec = replace(specs[0], width=64, height=64)
+    means = []
+    for gamma in (0.8, 1.0, 1.25):
+        with Image.open(io.BytesIO(render_file(replace(spec, gamma=gamma), anatomy))) as image:
+            means.append(float(np.asarray(image).mean()))
+    assert means[0] > means[1] + 2 > means[2] + 4
+
+
+def test_sequence_family_sets_the_contrast_preset(full_plan: list[ImageSpec]) -> None:
+    family_of = {name: family for family, names in SEQUENCE_NAMES.items() for name, _ in names}
+    for spec in full_plan:
+        assert spec.family == family_of[spec.sequence]
+        assert spec.preset in {preset for preset, _ in FAMILY_PRESETS[spec.family]}
+    presets = Counter(s.preset for s in full_plan if s.family == "none")
+    assert len(presets) > 1  # an unnamed series can be any T2-type protocol
+    fat_sat = [s for s in full_plan if s.family == "fat_sat"]
+    assert fat_sat and all(s.scalp < 0.5 for s in fat_sat)  # fat saturation darkens the scalp ring
+
+    # With the confound the pixels of IPTE are fat-saturated more often; without it, no class is.
+    def share(specs: list[ImageSpec], labels: set[str]) -> float:
+        return float(np.mean([s.preset == "tse_fat_sat" for s in specs if s.label in labels]))
+
+    others = set(CLASS_COUNTS) - {"IPTE"}
+    assert share(full_plan, {"IPTE"}) > 2 * share(full_plan, others)
+    independent = plan_dataset(scale=1.0, seed=SEED, image_size=SIZE, confound=0.0)
+    assert share(independent, {"IPTE"}) < 2 * share(independent, others)
+
+
+def _centre_to_head(spec: ImageSpec, anatomy: object, size: int = 64) -> float:
+    """Mean of the central eighth of the image (ventricles, deep grey matter) over the head's mean."""
+    data = render_file(replace(spec, width=size, height=size), anatomy)
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = np.asarray(image, dtype=np.float64)
+    centre, half = size // 2, size // 8
+    return float(
+        pixels[centre - half : centre + half, centre - half : centre + half].mean()
+        / pixels[pixels > 20].mean()
+    )
+
+
+def test_flair_named_images_have_darker_ventricles_than_t2star_named(full_plan: list[ImageSpec]) -> None:
+    standard = [s for s in full_plan if s.protocol == "standard" and s.bad is None and s.duplicate_of is None]
+    flair = [s for s in standard if "FLAIR" in s.sequence][:8]
+    t2star = [s for s in standard if "STAR" in s.sequence.upper()][:8]
+    assert len(flair) == len(t2star) == 8
+    anatomy = load_anatomy()
+    flair_ratio = np.mean([_centre_to_head(s, anatomy) for s in flair])
+    t2star_ratio = np.mean([_centre_to_head(s, anatomy) for s in t2star])
+    assert flair_ratio < t2star_ratio - 0.15, (flair_ratio, t2star_ratio)
 
 
 def test_names_carry_real_sequence_variants_and_separators(full_plan: list[ImageSpec]) -> None:
@@ -217,14 +316,38 @@ def test_names_carry_real_sequence_variants_and_separators(full_plan: list[Image
     assert fat_sat_share({"IPTE"}) > 2 * fat_sat_share(set(CLASS_COUNTS) - {"IPTE"})
 
 
-def test_a_tenth_of_sessions_use_a_brighter_protocol_in_every_class(full_plan: list[ImageSpec]) -> None:
-    assert 0.07 < np.mean([s.protocol == "bright" for s in full_plan]) < 0.14
-    for label in CLASS_COUNTS:  # drawn per session whatever the class (IO has only ~50 sessions)
+def test_an_eighth_of_sessions_use_a_brighter_protocol_in_every_class(full_plan: list[ImageSpec]) -> None:
+    protocol_of = {FILENAME_REGEX.match(Path(s.rel_path).name)["series"]: s.protocol for s in full_plan}
+    bright_sessions = sum(protocol == "bright" for protocol in protocol_of.values())
+    assert bright_sessions == round(BRIGHT_SHARE * len(protocol_of))  # exactly, so seeds agree
+    assert 0.09 < np.mean([s.protocol == "bright" for s in full_plan]) < 0.15
+    for label in CLASS_COUNTS:  # chosen per session whatever the class (IO has only ~50 sessions)
         share = np.mean([s.protocol == "bright" for s in full_plan if s.label == label])
         assert 0.03 < share < 0.3, (label, share)
     bright = next(s for s in full_plan if s.protocol == "bright" and not s.bad)
     standard = next(s for s in full_plan if s.protocol == "standard" and s.subject_id != bright.subject_id)
     assert bright.zoom > 1.1 and standard.zoom <= 1.1
+
+
+def test_bright_images_are_bright_but_not_saturated(full_plan: list[ImageSpec]) -> None:
+    """The export roll-off keeps bright sites and sessions below the broken-image saturation rule."""
+    anatomy = load_anatomy()
+    bright = [s for s in full_plan if s.protocol == "bright" and s.bad is None]
+    brightest = sorted(bright, key=lambda s: s.gain, reverse=True)[:5]
+    standard = [s for s in full_plan if s.protocol == "standard" and s.bad is None][:5]
+
+    def pixels(spec: ImageSpec) -> np.ndarray:
+        data = render_file(replace(spec, width=64, height=64), anatomy)
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image)
+
+    for spec in brightest:
+        assert (pixels(spec) >= 250).mean() < 0.07, spec.rel_path
+    assert np.mean([pixels(s).mean() for s in brightest]) > 1.4 * np.mean(
+        [pixels(s).mean() for s in standard]
+    )
+    overexposed = next(s for s in full_plan if s.bad == "overexposed")
+    assert (pixels(overexposed) >= 250).mean() > 0.1
 
 
 def test_duplicates_are_copies_within_one_subject(full_plan: list[ImageSpec]) -> None:
