@@ -1,4 +1,4 @@
-"""GPU throughput of both models at 224 px: images/s for a training step and for inference.
+"""GPU throughput of every registry model at 224 px: images/s for a training step and for inference.
 
 Usage: python benchmarks/bench_gpu.py [--images 512] [--size 224] [--batch 64] [--models resnet50 ...]
 In the image: docker run --gpus all --entrypoint python neuroflux benchmarks/bench_gpu.py
@@ -17,6 +17,7 @@ Every figure is the second pass (the first one pays for cudnn's algorithm search
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader
 from neuroflux_lib.config import DEFAULT_CLASS_NAMES, AugmentationConfig
 from neuroflux_lib.data.augmentation import build_augmentation
 from neuroflux_lib.data.normalization import ModelInput
-from neuroflux_lib.models import build_model
+from neuroflux_lib.models import MODEL_NAMES, ResNet50Classifier, build_model
 from neuroflux_lib.training.loop import (
     DeviceSettings,
     ImageTensorDataset,
@@ -90,6 +91,8 @@ def images_per_s(
 def bench_model(name: str, args, settings: DeviceSettings) -> None:
     torch.manual_seed(0)
     built = build_model(name, len(CLASSES), HYPER, image_size=args.size)
+    if name == "resnet50":  # frozen through layer3, as it trains with ImageNet weights (random here)
+        built = dataclasses.replace(built, model=ResNet50Classifier(len(CLASSES)))
     inputs = ModelInput(built.normalization, build_augmentation(AugmentationConfig()))
     model = built.model.to(settings.device)
     if settings.channels_last:
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: as training)")
-    parser.add_argument("--models", nargs="+", default=["resnet50", "neuroflux_cnn"])
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES))
     parser.add_argument("--cpu", action="store_true", help="no GPU: measure the CPU instead of exiting")
     args = parser.parse_args(argv)
 

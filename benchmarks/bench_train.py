@@ -31,7 +31,7 @@ from neuroflux_lib.data.discovery import discover_images
 from neuroflux_lib.data.image_cache import cached_arrays
 from neuroflux_lib.data.normalization import InputNormalization, ModelInput
 from neuroflux_lib.demo.generator import generate_demo_dataset
-from neuroflux_lib.models import build_model
+from neuroflux_lib.models import ResNet50Classifier, build_model
 from neuroflux_lib.predictor import Predictor
 from neuroflux_lib.training.loop import ImageTensorDataset, device_settings, resolve_device, run_epoch
 
@@ -87,7 +87,10 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
     device = resolve_device("auto")
     hyper = {"weights": "random", "conv_channels": 32}
     torch.manual_seed(0)
-    model = build_model(name, len(CLASSES), hyper, image_size=args.size).model.to(device)
+    if name == "resnet50":  # frozen through layer3, as it trains with ImageNet weights (random here)
+        model = ResNet50Classifier(len(CLASSES)).to(device)
+    else:
+        model = build_model(name, len(CLASSES), hyper, image_size=args.size).model.to(device)
     original = DataLoader(
         OriginalStyleDataset(paths, labels, args.size),
         batch_size=args.batch,

@@ -29,7 +29,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,15 +233,16 @@ def print_report(name: str, report: dict, what: str) -> None:
     print(f"{name} on the test set ({report['n_test']} images), {what}:\n{report['classification_report']}")
 
 
-def print_predictions(predictions: Sequence, as_json: bool = False) -> None:
-    """One block per image (label, confidence, every class's probability), or a JSON list."""
+def print_predictions(predictions: Iterable, as_json: bool = False) -> None:
+    """One block per image as it is predicted (label, confidence, every class's probability), or a JSON
+    list (rows are small: the images are never all in memory)."""
     if as_json:
         rows = [{"image": p.source, "label": p.label, "probabilities": p.probabilities} for p in predictions]
         print(json.dumps(rows, indent=2))
         return
     for p in predictions:
         probabilities = "  ".join(f"{name} {value:.3f}" for name, value in p.probabilities.items())
-        print(f"{p.source}: {p.label} ({p.confidence:.1%})\n  {probabilities}")
+        print(f"{p.source}: {p.label} ({p.confidence:.1%})\n  {probabilities}", flush=True)
 
 
 def _print_evaluation(session: Session) -> None:
@@ -360,7 +361,8 @@ def _predict(args: argparse.Namespace) -> int:
         model = None if args.production else session.model.model_name
         artifact = artifact_path(model, instance=session.instance, defs=session.defs)
     predictor = Predictor.from_artifact(artifact)
-    print_predictions(predictor.predict_batch(args.image_path), as_json=args.json)
+    stream = predictor.predict_stream(args.image_path, args.batch_size, progress=sys.stderr.isatty())
+    print_predictions(stream, as_json=args.json)
     return 0
 
 
@@ -472,6 +474,7 @@ STORAGE_HELP = "Optuna storage URL (default: $NEUROFLUX_OPTUNA_STORAGE, else SQL
 
 def build() -> argparse.ArgumentParser:
     from neuroflux_lib.models.legacy import ORIGINAL_MODELS
+    from neuroflux_lib.predictor import DEFAULT_BATCH
 
     parser = argparse.ArgumentParser(
         prog="neuroflux", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -501,6 +504,12 @@ def build() -> argparse.ArgumentParser:
     )
     predict = command("predict", "classify images with a saved model (no dataset needed)", _predict)
     predict.add_argument("--image_path", nargs="+", required=True)
+    predict.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        help="images decoded and predicted at a time: memory stays constant for any number of files",
+    )
     predict.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
     predict.add_argument("--json", action="store_true", help="machine-readable output")
     predict.add_argument(

@@ -6,13 +6,14 @@ from `model.json`, so it is the same as in training by construction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from neuroflux_lib.artifacts import ArtifactMeta, load_artifact
 from neuroflux_lib.data.imageio import ImageLoadError, decode_grayscale, load_grayscale_or_raise
@@ -20,6 +21,8 @@ from neuroflux_lib.data.transforms import image_transform
 from neuroflux_lib.errors import ImageError
 
 ImageInput = str | Path | np.ndarray | Image.Image
+#: Images decoded and predicted at a time by `predict_stream` (memory stays at one batch).
+DEFAULT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,19 @@ class Predictor:
 
     def predict(self, image: ImageInput) -> Prediction:
         return self.predict_batch([image])[0]
+
+    def predict_stream(
+        self, images: Iterable[ImageInput], batch_size: int = DEFAULT_BATCH, progress: bool = False
+    ) -> Iterator[Prediction]:
+        """Predictions for any number of images in constant memory: `batch_size` images are decoded,
+        predicted and released at a time. Every path is checked to exist first; a file that cannot be
+        decoded stops the stream with an ImageError naming it, after the predictions before it."""
+        images = list(images)
+        missing = [str(i) for i in images if isinstance(i, str | Path) and not Path(i).is_file()]
+        if missing:
+            raise ImageError(f"{len(missing)} image file(s) not found, e.g. {missing[0]}")
+        with tqdm(total=len(images), unit="img", desc="predict", disable=not progress) as bar:
+            for start in range(0, len(images), batch_size):
+                chunk = images[start : start + batch_size]
+                yield from self.predict_batch(chunk)
+                bar.update(len(chunk))

@@ -8,6 +8,7 @@ import torch
 
 from neuroflux_lib.artifacts import ArtifactError, ArtifactMeta, load_artifact, save_artifact
 from neuroflux_lib.data.imageio import ImageLoadError
+from neuroflux_lib.errors import ImageError
 from neuroflux_lib.models import build_model
 from neuroflux_lib.predictor import Predictor
 from tests.factories import blob_image, write_gray
@@ -105,3 +106,33 @@ def test_predictor_bad_image_names_file_and_reason(tmp_path):
     with pytest.raises(ImageLoadError, match="empty"):
         (tmp_path / "empty.png").write_bytes(b"")
         predictor.predict(tmp_path / "empty.png")
+
+
+def test_predict_stream_works_in_batches_and_matches_one_big_batch(tmp_path, monkeypatch):
+    """Any number of files in constant memory: at most `batch_size` images are decoded at a time."""
+    saved_cnn(tmp_path / "model")
+    predictor = Predictor.from_artifact(tmp_path / "model")
+    paths = [write_gray(tmp_path / f"scan{i}.png", blob_image(40, seed=i)) for i in range(7)]
+    expected = predictor.predict_batch(paths)
+    sizes = []
+    original = predictor.predict_batch
+    monkeypatch.setattr(predictor, "predict_batch", lambda chunk: sizes.append(len(chunk)) or original(chunk))
+    streamed = list(predictor.predict_stream(paths, batch_size=3))
+    assert sizes == [3, 3, 1]
+    for got, want in zip(streamed, expected, strict=True):
+        assert got.source == want.source
+        assert got.probabilities == pytest.approx(want.probabilities, abs=1e-6)
+
+
+def test_predict_stream_checks_paths_first_and_stops_at_a_bad_file_after_the_good_ones(tmp_path):
+    saved_cnn(tmp_path / "model")
+    predictor = Predictor.from_artifact(tmp_path / "model")
+    good = [write_gray(tmp_path / f"ok{i}.png", blob_image(40, seed=i)) for i in range(2)]
+    with pytest.raises(ImageError, match="not found.*missing.png"):
+        next(predictor.predict_stream([*good, tmp_path / "missing.png"]))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    stream = predictor.predict_stream([*good, bad], batch_size=2)
+    assert [p.source for p in (next(stream), next(stream))] == [str(p) for p in good]
+    with pytest.raises(ImageLoadError, match=r"broken\.jpg"):
+        next(stream)
