@@ -1,0 +1,142 @@
+"""Dagster's overhead: the whole graph through Dagster vs the same library calls in a plain script.
+
+Usage: python benchmarks/bench_dagster.py [--profile cpu-demo] [--seed 0] [--root DIR]
+
+Both run as fresh processes on the same full-size demo set (generated once) with the same profile and W&B
+off, each in its own storage folder (cold image cache, new Optuna study), one after the other, timed
+wall-clock from process start to exit:
+- dagster: `python -m neuroflux_assets.pipeline --profile <profile + this data>` (what `make demo` runs:
+  every asset, check and run, SQLite instance, the terminal summary);
+- plain: this file with `--plain`: `run_preprocess`, `reference_report`, then per model of the profile
+  `run_study`, `choose_hyperparameters`, `train_model`, `evaluate_artifact`, and `choose_production`.
+The plain script does not render the UI-only plots of the data assets (histograms, galleries), so the
+ratio is an upper bound of what orchestration costs. Target (issue 14): at most 1.15x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def plain(profile_path: Path) -> None:
+    from neuroflux_lib.config import DatasetConfig, ModelConfig, load_config, load_profile, model_config_path
+    from neuroflux_lib.data.pipeline import run_preprocess
+    from neuroflux_lib.data.splits import data_version
+    from neuroflux_lib.evaluation.promotion import Gate, choose_production
+    from neuroflux_lib.evaluation.reference import baselines_of, reference_report
+    from neuroflux_lib.paths import StoragePaths, config_dir
+    from neuroflux_lib.training.steps import evaluate_artifact, train_model
+    from neuroflux_lib.training.tuning import (
+        StudySpec,
+        choose_hyperparameters,
+        default_storage_url,
+        run_study,
+        study_name,
+    )
+
+    profile = load_profile(str(profile_path))
+    dataset = profile.apply_dataset(load_config(DatasetConfig, config_dir() / "dataset_config.json"))
+    storage = StoragePaths(dataset.storage_dir)
+    pre = run_preprocess(dataset)
+    reference = reference_report(pre.splits, dataset)
+    trained, reports = {}, {}
+    for name in profile.trained_models():
+        config = profile.apply_model(load_config(ModelConfig, model_config_path(name)))
+        spec = StudySpec(
+            name=study_name(config, dataset, data_version(pre.splits)),
+            storage=default_storage_url(dataset.storage_dir),
+            base=config,
+            dataset=dataset,
+            balanced=pre.balanced,
+            splits=pre.splits,
+        )
+        study = run_study(spec, config.tune_trials, config.tune_timeout_s) if config.tune_trials else None
+        chosen = choose_hyperparameters(config, study).config
+        result = train_model(
+            chosen,
+            dataset,
+            pre.balanced,
+            pre.splits,
+            artifact_dir=storage.root / "artifacts" / name,
+            work_dir=storage.work("plain", name),
+        )
+        trained[name] = result.artifact_dir
+        reports[name] = storage.report(name)
+        evaluate_artifact(
+            result.artifact_dir,
+            dataset,
+            pre.splits,
+            reports[name],
+            baselines=baselines_of(reference),
+            confound=reference["confound"],
+        )
+    promotion = choose_production(trained, reports, Gate(), data_version(pre.splits))
+    print(f"plain: promoted {promotion.model}: {promotion.why}")
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{command} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
+    return seconds, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", default="cpu-demo")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", type=Path, default=Path("/tmp/neuroflux-bench-dagster"))
+    parser.add_argument("--plain", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain:
+        plain(args.plain)
+        return
+    from neuroflux_lib.config import load_profile
+    from neuroflux_lib.demo.generator import generate_demo_dataset
+
+    data = args.root / "data"
+    if not any(data.glob("*/*")):
+        generate_demo_dataset(data, scale=1.0, seed=args.seed)
+    base = json.loads(load_profile(args.profile).model_dump_json())
+    models = base.pop("models")
+    figures = {}
+    for mode in ("plain", "dagster"):
+        storage = args.root / mode
+        shutil.rmtree(storage, ignore_errors=True)
+        storage.mkdir(parents=True)
+        profile = {
+            **base,
+            **models,
+            "dataset": {**base["dataset"], "data_dir": str(data), "storage_dir": str(storage)},
+        }
+        path = args.root / f"profile-{mode}.json"
+        path.write_text(json.dumps(profile))
+        env = {**os.environ, "NEUROFLUX_TRACKING": "disabled", "DAGSTER_HOME": str(storage)}
+        (storage / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+        if mode == "plain":
+            command = [sys.executable, __file__, "--plain", str(path)]
+        else:
+            command = [sys.executable, "-m", "neuroflux_assets.pipeline", "--profile", str(path)]
+        figures[mode], out = timed(command, env)
+        print(f"{mode:<8} {figures[mode]:7.1f} s   {out.strip().splitlines()[-1][:150]}", flush=True)
+    ratio = figures["dagster"] / figures["plain"]
+    print(f"dagster / plain: {ratio:.2f}x (target <= 1.15x)")
+
+
+if __name__ == "__main__":
+    main()
