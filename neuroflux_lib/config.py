@@ -24,6 +24,10 @@ DEFAULT_SUBJECT_REGEX = r"\d{3}_S_\d{4}"
 DEFAULT_METADATA_REGEX = r"(?P<site>\d{3})_S_\d{4}_MR_(?P<sequence>.*?)_+(?:br_)?raw_(?P<year>\d{4})"
 
 
+#: Model input normalisation settings (models.common.input_normalization says what each does).
+NormalizationSetting = Literal["auto", "per_image", "imagenet", "original"]
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -161,7 +165,7 @@ class ModelConfig(StrictModel):
     monitor: Literal["val_macro_f1", "val_accuracy", "val_loss"] = "val_macro_f1"
     augment: bool = True
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
-    normalization: Literal["auto", "per_image", "imagenet", "original"] = Field(
+    normalization: NormalizationSetting = Field(
         "auto",
         description="model input intensities: auto = ImageNet mean/std when ImageNet weights are loaded, "
         "else per_image (foreground standardisation); original = the original project's 0.5/0.5",

@@ -246,8 +246,8 @@ def trained_model(
         )
         tracked.log_images({"training_curves": curves})
     weights = meta.weights_origin
-    if trained.weights_warning:
-        weights = f"{weights} ({trained.weights_warning})"
+    if meta.weights_note:  # e.g. ImageNet weights asked for but unavailable offline
+        weights = f"{weights} ({meta.weights_note})"
         context.log.warning(weights)
     best_val = meta.training.get("best_val", {})
     return dg.Output(

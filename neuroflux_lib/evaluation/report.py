@@ -23,7 +23,6 @@ from neuroflux_lib.plots import (
 
 
 @torch.inference_mode()
-@torch.inference_mode()
 def predict_probabilities(
     model: torch.nn.Module,
     data: Dataset,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 from torch import nn
 
+from neuroflux_lib.config import NormalizationSetting
 from neuroflux_lib.data.normalization import InputNormalization
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
@@ -19,7 +21,7 @@ WEIGHTS_POLICIES: tuple[str, ...] = ("imagenet", "random")
 WEIGHTS_ORIGINS: tuple[str, ...] = ("imagenet", "random", "checkpoint")
 
 
-NORMALIZATION_SETTINGS: tuple[str, ...] = ("auto", "per_image", "imagenet", "original")
+NORMALIZATION_SETTINGS: tuple[str, ...] = typing.get_args(NormalizationSetting)
 
 
 @dataclass(frozen=True)

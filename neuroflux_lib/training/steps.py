@@ -149,15 +149,7 @@ class TrainedModel:
     artifact_dir: Path
     fit: FitResult
     meta: ArtifactMeta
-
-    @property
-    def weights_warning(self) -> str | None:
-        """Set when pretrained weights were asked for but the backbone started from random values."""
-        return self.meta.weights_note
-
-    @property
-    def learned(self) -> LearnCheck:
-        return LearnCheck(**self.meta.training["learn_check"])
+    learned: LearnCheck  # also in meta.training["learn_check"]
 
 
 def train_model(
@@ -222,7 +214,7 @@ def train_model(
     )
     saved = save_artifact(artifact_dir, built.model, meta)
     checkpoint.unlink(missing_ok=True)  # the run is complete: nothing left to resume
-    return TrainedModel(saved, result, meta)
+    return TrainedModel(saved, result, meta, learned)
 
 
 @dataclass(frozen=True)

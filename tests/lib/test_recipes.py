@@ -16,9 +16,11 @@ from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.config import ModelConfig
 from neuroflux_lib.evaluation.promotion import learn_problems
 from neuroflux_lib.training.steps import predict_split, train_model
+from tests.lib.test_training import config
 
 
 def recipe(**overrides) -> ModelConfig:
+    """The training tests' tiny config, as resnet18_gray's recipe (AdamW, warm-up + cosine, clipping)."""
     values = dict(
         model_name="resnet18_gray",
         image_size=32,
@@ -29,12 +31,9 @@ def recipe(**overrides) -> ModelConfig:
         warmup_epochs=0.5,
         grad_clip_norm=2.0,
         learning_rate=2e-3,
-        device="cpu",
         num_workers=0,
-        seed=0,
     )
-    values.update(overrides)
-    return ModelConfig(**values)
+    return config(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,11 @@ def config(**overrides) -> ModelConfig:
     return ModelConfig(**values)
 
 
+def train_cnn(train, val, settings: ModelConfig | None = None, **kwargs):
+    """`fit` of a fresh tiny CNN with the shared inputs (`settings` default: `config()`)."""
+    return fit(cnn(), train, val, settings or config(), CLASSES, inputs=INPUTS, **kwargs)
+
+
 def cnn(seed: int = 0):
     torch.manual_seed(seed)
     return build_model("neuroflux_cnn", 3, {"conv_channels": 4, "dropout": 0.2}, image_size=SIZE).model
@@ -70,7 +75,7 @@ def one_thread():
 
 def test_training_lowers_the_loss_and_records_history():
     train, val = datasets()
-    result = fit(cnn(), train, val, config(num_epochs=3), CLASSES, inputs=INPUTS)
+    result = train_cnn(train, val, config(num_epochs=3))
     history = result.history
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -139,13 +144,10 @@ def test_best_checkpoint_not_last_is_restored():
 
 def test_early_stopping_stops():
     train, val = datasets()
-    result = fit(
-        cnn(),
+    result = train_cnn(
         train,
         val,
         config(num_epochs=30, early_stopping_patience=1, learning_rate=1e-6),
-        CLASSES,
-        inputs=INPUTS,
     )
     assert result.stopped_early and len(result.history) < 30
 
@@ -163,13 +165,10 @@ def test_scheduler_kinds(name, per_batch):
 
 def test_plateau_is_stepped_with_the_monitored_metric():
     train, val = datasets()
-    result = fit(
-        cnn(),
+    result = train_cnn(
         train,
         val,
         config(num_epochs=4, scheduler_patience=0, learning_rate=1e-6, monitor="val_macro_f1"),
-        CLASSES,
-        inputs=INPUTS,
     )
     lrs = [h["lr"] for h in result.history]
     assert lrs[-1] < lrs[0], "no improvement with patience 0 must reduce the learning rate"
@@ -178,19 +177,16 @@ def test_plateau_is_stepped_with_the_monitored_metric():
 @pytest.mark.parametrize("optimizer", ["Adam", "AdamW", "SGD", "RMSprop"])
 def test_every_optimizer_trains(optimizer):
     train, val = datasets()
-    result = fit(cnn(), train, val, config(num_epochs=1, optimizer=optimizer), CLASSES, inputs=INPUTS)
+    result = train_cnn(train, val, config(num_epochs=1, optimizer=optimizer))
     assert np.isfinite(result.history[0]["train_loss"])
 
 
 def test_class_weights_and_label_smoothing_run():
     train, val = datasets()
-    result = fit(
-        cnn(),
+    result = train_cnn(
         train,
         val,
         config(num_epochs=1, class_weights=True, label_smoothing=0.1),
-        CLASSES,
-        inputs=INPUTS,
     )
     assert np.isfinite(result.history[0]["val_loss"])
 
@@ -268,13 +264,9 @@ def test_resume_refuses_a_checkpoint_of_other_data_or_settings(tmp_path):
     train, val = datasets()
     ckpt = tmp_path / "c.pt"
     first = {"data_version": "aaa", "config_digest": "c1"}
-    fit(
-        cnn(),
+    train_cnn(
         train,
         val,
-        config(),
-        CLASSES,
-        inputs=INPUTS,
         checkpoint_path=ckpt,
         max_epochs=1,
         fingerprint=first,
@@ -284,24 +276,16 @@ def test_resume_refuses_a_checkpoint_of_other_data_or_settings(tmp_path):
         {"data_version": "aaa", "config_digest": "c2"},
     ):
         with pytest.raises(DataError, match="without --resume"):
-            fit(
-                cnn(),
+            train_cnn(
                 train,
                 val,
-                config(),
-                CLASSES,
-                inputs=INPUTS,
                 checkpoint_path=ckpt,
                 resume=True,
                 fingerprint=other,
             )
-    resumed = fit(
-        cnn(),
+    resumed = train_cnn(
         train,
         val,
-        config(),
-        CLASSES,
-        inputs=INPUTS,
         checkpoint_path=ckpt,
         resume=True,
         fingerprint=first,
