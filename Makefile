@@ -58,11 +58,18 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Every speed figure of issue 14, the original's way vs ours in the same run, then one table (~25 min on
+# 2 cores; benchmarks/README.md). bench_recipes.py (accuracy over seeds) is separate: it takes longer.
+BENCH_RESULTS := storage/bench/results.jsonl
 bench: install
-	$(BIN)/python benchmarks/bench_quality.py
-	$(BIN)/python benchmarks/bench_train.py
+	@mkdir -p $(dir $(BENCH_RESULTS)) && rm -f $(BENCH_RESULTS)
+	NEUROFLUX_BENCH_RESULTS=$(abspath $(BENCH_RESULTS)) $(BIN)/python benchmarks/bench_quality.py
+	NEUROFLUX_BENCH_RESULTS=$(abspath $(BENCH_RESULTS)) $(BIN)/python benchmarks/bench_train.py
+	NEUROFLUX_BENCH_RESULTS=$(abspath $(BENCH_RESULTS)) $(BIN)/python benchmarks/bench_predict.py
+	NEUROFLUX_BENCH_RESULTS=$(abspath $(BENCH_RESULTS)) $(BIN)/python benchmarks/bench_dagster.py
 	$(BIN)/python benchmarks/bench_baselines.py
 	$(BIN)/python benchmarks/bench_gpu.py
+	@$(BIN)/python benchmarks/summary.py $(BENCH_RESULTS)
 
 lock:  ## regenerate requirements.lock from the current .venv (after changing dependencies)
 	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock

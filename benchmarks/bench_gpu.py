@@ -11,7 +11,11 @@ project's own code paths:
   `loader_workers` CPU workers, cudnn.benchmark);
 - model: the same batches already on the GPU (no loader): the model's ceiling. A big gap between the two
   means the CPU workers starve the GPU.
+- with the feature cache (models with frozen stages, i.e. ResNet-50): the frozen prefix computed once per
+  image and view (`training.feature_cache`, the fill time is printed), then training of the rest alone.
 Every figure is the second pass (the first one pays for cudnn's algorithm search and the allocator).
+One short check on a lent GPU (well under 5 minutes on an H100):
+  timeout 280 python benchmarks/bench_gpu.py --images 512
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import argparse
 import dataclasses
 import os
 import sys
+import tempfile
+import time
 
 import numpy as np
 import torch
@@ -30,6 +36,7 @@ from neuroflux_lib.config import DEFAULT_CLASS_NAMES, AugmentationConfig
 from neuroflux_lib.data.augmentation import build_augmentation
 from neuroflux_lib.data.normalization import ModelInput
 from neuroflux_lib.models import MODEL_NAMES, ResNet50Classifier, build_model
+from neuroflux_lib.training.feature_cache import FeatureDataset, Precomputed, cached_features, frozen_split
 from neuroflux_lib.training.loop import (
     DeviceSettings,
     ImageTensorDataset,
@@ -42,6 +49,7 @@ from neuroflux_lib.training.loop import (
 CLASSES = list(DEFAULT_CLASS_NAMES)
 NORM = ((0.5,) * 3, (0.5,) * 3)
 HYPER = {"weights": "random", "conv_channels": 32}  # as benchmarks/bench_train.py
+FEATURES = Precomputed()
 
 
 def synthetic(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -80,12 +88,40 @@ def images_per_s(
     if train:
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         scaler = torch.amp.GradScaler(settings.device.type) if settings.needs_grad_scaler else None
-    for _ in range(2):
+    for epoch in range(2):
+        if hasattr(batches, "dataset") and hasattr(batches.dataset, "set_epoch"):
+            batches.dataset.set_epoch(epoch)
         prepare = inputs.train if train else inputs.eval
         metrics = run_epoch(model, batches, settings, CLASSES, loss_fn, prepare, optimizer, scaler=scaler)
     if settings.device.type == "cuda":
         torch.cuda.synchronize()
     return metrics["images_per_s"]
+
+
+def cached_training(
+    model: nn.Module,
+    inputs: ModelInput,
+    images: np.ndarray,
+    labels: np.ndarray,
+    args,
+    settings: DeviceSettings,
+) -> str:
+    """Training img/s on the frozen-feature cache (models with a frozen prefix), after the fill it needs."""
+    split = frozen_split(model)
+    if split is None:
+        return ""
+    prefix, rest = split
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        files, _, _ = cached_features(
+            prefix, torch.from_numpy(images), inputs, tmp, "bench", views=args.views, augment=True,
+            device=settings.device,
+        )  # fmt: skip
+        fill = time.perf_counter() - start
+        data = FeatureDataset(files, labels)
+        batches = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True)
+        speed = images_per_s(rest, FEATURES, batches, settings, train=True)
+    return f"with the feature cache: train {speed:8.1f} img/s (fill of {args.views} views {fill:.1f} s)   "
 
 
 def bench_model(name: str, args, settings: DeviceSettings) -> None:
@@ -105,6 +141,7 @@ def bench_model(name: str, args, settings: DeviceSettings) -> None:
         results["train" if train else "infer", "model"] = images_per_s(
             model, inputs, on_device(batches, settings), settings, train
         )
+    cached = cached_training(model, inputs, images, labels, args, settings)
     peak = (
         f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
         if settings.device.type == "cuda"
@@ -114,7 +151,7 @@ def bench_model(name: str, args, settings: DeviceSettings) -> None:
         f"{name:<14} {args.size}px batch {args.batch:<4} "
         f"train {results['train', 'loop']:8.1f} img/s (model alone {results['train', 'model']:8.1f})   "
         f"inference {results['infer', 'loop']:8.1f} img/s (model alone {results['infer', 'model']:8.1f})   "
-        f"{peak}"
+        f"{cached}{peak}"
     )
     del model
     if settings.device.type == "cuda":
@@ -132,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: as training)")
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES))
     parser.add_argument("--cpu", action="store_true", help="no GPU: measure the CPU instead of exiting")
+    parser.add_argument("--views", type=int, default=4, help="augmented views in the feature cache")
     args = parser.parse_args(argv)
 
     device = resolve_device("auto")

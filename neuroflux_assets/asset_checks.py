@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from neuroflux_assets import metadata as md
-from neuroflux_assets.partitions import model_partitions
+from neuroflux_assets.partitions import incoming_batches, model_partitions
 from neuroflux_assets.resources import DatasetResource, ThresholdsResource
 from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.data.discovery import NO_SUBJECT, no_subject_problem
@@ -26,6 +26,8 @@ from neuroflux_lib.data.splits import (
 )
 from neuroflux_lib.evaluation.promotion import artifact_problems, passes_gate
 from neuroflux_lib.evaluation.report import read_report
+from neuroflux_lib.incoming import TrainingReference, batch_drift
+from neuroflux_lib.monitoring.drift import ALPHA, PSI_THRESHOLD
 from neuroflux_lib.training.learn_check import recorded_learn_check
 
 
@@ -240,6 +242,39 @@ def beats_best_baseline(thresholds: ThresholdsResource, evaluation_report: Path)
     )
 
 
+# ---- incoming scans -------------------------------------------------------------------------------
+
+
+@dg.asset_check(
+    asset="incoming_predictions",
+    partitions_def=incoming_batches,
+    additional_ins={"drift_reference": dg.AssetIn()},
+    description=(
+        "the batch's quality statistics (KS test, PSI) against the train split's and its predicted-class "
+        "mix (chi-square, PSI) against the model's on the test split: a test moved when its Bonferroni "
+        f"p < {ALPHA} and its PSI > {PSI_THRESHOLD}. A warning: drift says a retrain is due "
+        "(docs/incoming.md wires it to the retrain job)"
+    ),
+)
+def no_drift_from_training(incoming_predictions: pd.DataFrame, drift_reference: dict) -> dg.AssetCheckResult:
+    reference = TrainingReference.from_dict(drift_reference)
+    report = batch_drift(incoming_predictions, reference)
+    return dg.AssetCheckResult(
+        passed=not report.drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "verdict": report.summary(),
+            "moved": md.bullet_list(report.moved),
+            "tests": md.table(report.table, index=False),
+            "class_mix": md.table(report.class_mix),
+            "class_mix_reference": reference.class_source,
+            "reference_data_version": reference.data_version,
+            "reference_model_version": reference.model_version,
+            "batch_model_version": str(incoming_predictions["model_version"].iloc[0]),
+        },
+    )
+
+
 ALL_CHECKS = [
     all_classes_present,
     min_images_per_class,
@@ -253,4 +288,5 @@ ALL_CHECKS = [
     weights_finite_and_logits_shape,
     model_learned,
     beats_best_baseline,
+    no_drift_from_training,
 ]

@@ -9,10 +9,12 @@ in `make dev`, and the next mode reads what the previous one stored (`<storage_d
 - `evaluate`: evaluation_report again; with `--artifact`, any model folder on the current test split
   (report under `<storage_dir>/reports/<folder name>/`; the folder itself is never written to)
 - `predict`: the trained_model asset, the production model with `--production`, or any model folder
-  with `--artifact`
+  with `--artifact`; `--batch DIR`: the incoming_predictions partition of a folder (production model,
+  flags, drift check)
 - `tune`: tuned_hyperparameters (the model's Optuna study), `--workers N` processes sharing it
 - `runs`: the offline W&B runs as a table; `--sync` uploads them
 - `demo-data`, `import-checkpoint`: write a synthetic dataset / convert an original `.pth`
+- `export --format onnx`: write `model.onnx` into a model folder; `predict` then runs it in ONNX Runtime
 
 The project's own errors (config, data, image, artifact, nothing materialized yet) are one line and
 exit status 2; anything else is a bug and shows its traceback (exit status 1).
@@ -235,12 +237,23 @@ def print_report(name: str, report: dict, what: str) -> None:
 
 def print_predictions(predictions: Iterable, as_json: bool = False) -> None:
     """One block per image as it is predicted (label, confidence, every class's probability), or a JSON
-    list (rows are small: the images are never all in memory)."""
+    list (rows are small: the images are never all in memory); both say whether they are calibrated."""
     if as_json:
-        rows = [{"image": p.source, "label": p.label, "probabilities": p.probabilities} for p in predictions]
+        rows = [
+            {
+                "image": p.source,
+                "label": p.label,
+                "probabilities": p.probabilities,
+                "calibrated": p.calibrated,
+                "temperature": p.temperature,
+            }
+            for p in predictions
+        ]
         print(json.dumps(rows, indent=2))
         return
-    for p in predictions:
+    for index, p in enumerate(predictions):
+        if index == 0:
+            print(f"{p.probability_kind}:")
         probabilities = "  ".join(f"{name} {value:.3f}" for name, value in p.probabilities.items())
         print(f"{p.source}: {p.label} ({p.confidence:.1%})\n  {probabilities}", flush=True)
 
@@ -284,7 +297,8 @@ def _train(args: argparse.Namespace) -> int:
             f"\n{session.model.model_name}: {meta['epochs_run']} epochs on {meta['device']}, best epoch "
             f"{meta['best_epoch']} ({meta['monitor']}), weights {meta['weights_origin']}, frozen layers "
             f"{meta['frozen_layers']}\nNormalization: {meta['normalization']}\n"
-            f"Augmentation: {meta['augmentation']}\nDid it learn? {meta['learn_check']}\n"
+            f"Augmentation: {meta['augmentation']}\nFrozen-feature cache: {meta['feature_cache']}\n"
+            f"Did it learn? {meta['learn_check']}\n"
             f"Hyperparameters: {meta['hyperparameters_source']}\nW&B run: {meta['wandb_run']}\n"
             f"Artifact: {meta['stored_at']}"
         )
@@ -350,10 +364,59 @@ def _evaluate(args: argparse.Namespace) -> int:
     return status
 
 
+def _predict_batch(args: argparse.Namespace) -> int:
+    """`predict --batch DIR`: the incoming_predictions partition named after DIR (its parent becomes
+    `incoming_dir` for the run), scored by production_model with its drift check, like the sensor does."""
+    from neuroflux_assets.api import project_instance
+    from neuroflux_assets.partitions import incoming_batches
+    from neuroflux_lib.errors import DataError
+    from neuroflux_lib.incoming import batch_summary, class_counts
+
+    folder = Path(args.batch).resolve()
+    if not folder.is_dir():
+        raise DataError(f"batch folder not found: {folder}")
+    dataset, _ = load_configs(argparse.Namespace(**{**vars(args), "model_config": None}))  # production model
+    dataset = with_overrides(dataset, {"incoming_dir": str(folder.parent)}, "--batch")
+    session = Session(dataset, None, definitions_for(dataset), project_instance(dataset.storage_dir))
+    if not _materialized(session, dg.AssetKey("production_model")):
+        raise NotMaterializedError(
+            "no production model to score with: run `make demo` (or train and promote) first"
+        )
+    session.instance.add_dynamic_partitions(incoming_batches.name, [folder.name])
+    result = session.defs.resolve_job_def("score_incoming").execute_in_process(
+        run_config=run_config(dataset, None),
+        instance=session.instance,
+        partition_key=folder.name,
+        raise_on_error=False,
+    )
+    status = report_run(result, session)
+    if not result.success:
+        return status
+    table = session.defs.load_asset_value(
+        "incoming_predictions", partition_key=folder.name, instance=session.instance
+    )
+    if args.json:
+        print(table.drop(columns=["path"]).to_json(orient="records", indent=2))
+        return status
+    print(batch_summary(table))
+    print(class_counts(table, dataset.class_names).to_string())
+    for row in table.loc[table["out_of_distribution"]].itertuples():
+        print(f"  flagged {row.file}: {row.ood_kind}: {row.ood_reason}")
+    for evaluation in result.get_asset_check_evaluations():
+        print(f"{evaluation.check_name}: {evaluation.metadata['verdict'].value}")
+    return status
+
+
 def _predict(args: argparse.Namespace) -> int:
     from neuroflux_assets.api import artifact_path
     from neuroflux_lib.predictor import Predictor
 
+    if args.batch:
+        return _predict_batch(args)
+    if not args.image_path:
+        from neuroflux_lib.errors import ConfigError
+
+        raise ConfigError("give the images (--image_path FILE...) or a folder of them (--batch DIR)")
     if args.artifact:
         artifact = Path(args.artifact)
     else:
@@ -361,8 +424,33 @@ def _predict(args: argparse.Namespace) -> int:
         model = None if args.production else session.model.model_name
         artifact = artifact_path(model, instance=session.instance, defs=session.defs)
     predictor = Predictor.from_artifact(artifact)
-    stream = predictor.predict_stream(args.image_path, args.batch_size, progress=sys.stderr.isatty())
+    if args.explain:
+        from neuroflux_lib.explain import write_explanations
+
+        stream = write_explanations(predictor, args.image_path, args.explain)
+    else:
+        stream = predictor.predict_stream(args.image_path, args.batch_size, progress=sys.stderr.isatty())
     print_predictions(stream, as_json=args.json)
+    if args.explain:
+        print(f"Grad-CAM overlays: {Path(args.explain).resolve()}/", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from neuroflux_assets.api import artifact_path
+    from neuroflux_lib.export import TOLERANCE, export_onnx
+
+    if args.artifact:
+        artifact = Path(args.artifact)
+    else:
+        session = open_session(args)
+        model = None if args.production else session.model.model_name
+        artifact = artifact_path(model, instance=session.instance, defs=session.defs)
+    target = export_onnx(artifact)
+    print(
+        f"Exported {target} (logits match PyTorch within {TOLERANCE:g}); `neuroflux predict` and "
+        "Predictor.from_artifact now run it with ONNX Runtime"
+    )
     return 0
 
 
@@ -503,7 +591,14 @@ def build() -> argparse.ArgumentParser:
         help="evaluate a model trained on other splits anyway (its report says: test set not held out)",
     )
     predict = command("predict", "classify images with a saved model (no dataset needed)", _predict)
-    predict.add_argument("--image_path", nargs="+", required=True)
+    predict.add_argument("--image_path", nargs="+", default=None, help="image files (or --batch)")
+    predict.add_argument(
+        "--batch",
+        default=None,
+        metavar="DIR",
+        help="score a folder of new scans through Dagster (incoming_predictions partition DIR's name, with "
+        "its drift check), flagging broken and out-of-distribution images",
+    )
     predict.add_argument(
         "--batch-size",
         type=int,
@@ -512,6 +607,12 @@ def build() -> argparse.ArgumentParser:
     )
     predict.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
     predict.add_argument("--json", action="store_true", help="machine-readable output")
+    predict.add_argument(
+        "--explain",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<image name>.png: the image and its Grad-CAM heatmap for the predicted class",
+    )
     predict.add_argument(
         "--production", action="store_true", help="use production_model instead of --model_config's model"
     )
@@ -548,6 +649,13 @@ def build() -> argparse.ArgumentParser:
     imp.add_argument("--out", required=True)
     imp.add_argument("--image-size", type=int, default=224)
     imp.set_defaults(func=_import_checkpoint)
+
+    export = command("export", "write the model in a faster format for prediction (ONNX)", _export)
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="only onnx so far")
+    export.add_argument("--artifact", default=None, help=ARTIFACT_HELP)
+    export.add_argument(
+        "--production", action="store_true", help="export production_model instead of --model_config's model"
+    )
     return parser
 
 

@@ -7,9 +7,9 @@ from typing import Any
 import dagster as dg
 
 from neuroflux_assets.asset_checks import ALL_CHECKS
-from neuroflux_assets.assets import data_quality, dataset, deployment, evaluation, modeling
+from neuroflux_assets.assets import data_quality, dataset, deployment, evaluation, incoming, modeling
 from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
-from neuroflux_assets.jobs import full_pipeline, retrain
+from neuroflux_assets.jobs import full_pipeline, retrain, score_incoming
 from neuroflux_assets.resources import (
     ComputeResource,
     DatasetResource,
@@ -18,7 +18,7 @@ from neuroflux_assets.resources import (
     TuningResource,
 )
 from neuroflux_assets.schedules import weekly_retrain_schedule
-from neuroflux_assets.sensors import log_run_failure, new_images
+from neuroflux_assets.sensors import log_run_failure, new_images, new_incoming_batches
 from neuroflux_assets.settings import OPTUNA_STORAGE_ENV
 
 
@@ -44,11 +44,13 @@ def default_resources() -> dict[str, Any]:
 def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The project's definitions; `resources` replaces some (tests point storage at a temp folder)."""
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([data_quality, dataset, evaluation, modeling, deployment]),
+        assets=dg.load_assets_from_modules(
+            [data_quality, dataset, evaluation, modeling, deployment, incoming]
+        ),
         asset_checks=ALL_CHECKS,
-        jobs=[full_pipeline, retrain],
+        jobs=[full_pipeline, retrain, score_incoming],
         schedules=[weekly_retrain_schedule()],
-        sensors=[new_images, log_run_failure],
+        sensors=[new_images, new_incoming_batches, log_run_failure],
         resources={**default_resources(), **(resources or {})},
     )
 

@@ -15,14 +15,16 @@ from neuroflux_lib.config import load_profile
 
 PIPELINE_TAG = {"neuroflux/pipeline": "run"}
 
-model_stage = dg.AssetSelection.assets("tuned_hyperparameters").downstream()
+# Scoring new scans: partitioned by batch folder, not by model, so never part of the model jobs.
+incoming_stage = dg.AssetSelection.groups("incoming")
+model_stage = dg.AssetSelection.assets("tuned_hyperparameters").downstream() - incoming_stage
 # What `neuroflux preprocess` materializes: the data stages and the baselines of the splits they make.
 data_stage = dg.AssetSelection.groups("data_quality", "dataset") | dg.AssetSelection.assets("baselines")
-retrain_selection = dg.AssetSelection.assets("dataset_splits").downstream()
+retrain_selection = dg.AssetSelection.assets("dataset_splits").downstream() - incoming_stage
 
 full_pipeline = dg.define_asset_job(
     "full_pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - incoming_stage,
     tags=PIPELINE_TAG,
     description="Everything, from the image folder to production_model, for one model partition.",
 )
@@ -32,6 +34,12 @@ retrain = dg.define_asset_job(
     selection=retrain_selection,
     tags=PIPELINE_TAG,
     description="From dataset_splits down: re-split, re-balance, retrain, re-evaluate, re-promote.",
+)
+
+score_incoming = dg.define_asset_job(
+    "score_incoming",
+    selection=incoming_stage,
+    description="Score one batch folder of new scans with production_model and check it for drift.",
 )
 
 MODEL_STAGE_KEYS = [

@@ -1,4 +1,4 @@
-"""Sensors: run the pipeline when the image folder changes; log failed runs."""
+"""Sensors: run the pipeline when the image folder changes, score new batch folders, log failed runs."""
 
 import hashlib
 import os
@@ -6,9 +6,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from neuroflux_assets.jobs import full_pipeline, pipeline_run_requests
+from neuroflux_assets.api import has_materialization
+from neuroflux_assets.jobs import full_pipeline, pipeline_run_requests, score_incoming
+from neuroflux_assets.partitions import incoming_batches
 from neuroflux_assets.resources import DatasetResource
 from neuroflux_lib.data.discovery import IMAGE_EXTENSIONS
+from neuroflux_lib.incoming import batch_folders
 
 
 def folder_fingerprint(data_dir: str | Path) -> tuple[str, int]:
@@ -51,6 +54,33 @@ def new_images(
     )
     requests = pipeline_run_requests(f"new_images:{digest}", tags={"neuroflux/trigger": "new_images"})
     return dg.SensorResult(run_requests=requests, cursor=digest)
+
+
+@dg.sensor(
+    job=score_incoming,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Adds a partition of incoming_predictions for each new batch folder under incoming_dir and "
+    "scores it",
+)
+def new_incoming_batches(
+    context: dg.SensorEvaluationContext, dataset: DatasetResource
+) -> dg.SensorResult | dg.SkipReason:
+    """A batch folder is new when it has no partition yet (copy a batch under a hidden `.name` and rename
+    it when complete: hidden folders are not batches). Waits, without forgetting the folders, until a
+    production model exists."""
+    incoming_dir = dataset.dataset_config().incoming_dir
+    known = set(context.instance.get_dynamic_partitions(incoming_batches.name))
+    new = [name for name in batch_folders(incoming_dir) if name not in known]
+    if not new:
+        return dg.SkipReason(f"no new batch folder with images under {incoming_dir}")
+    if not has_materialization(context.instance, dg.AssetKey("production_model"), None):
+        return dg.SkipReason(f"{len(new)} new batch(es) waiting: no production_model to score them with yet")
+    context.log.info(f"new batches under {incoming_dir}: {', '.join(new)}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"incoming:{name}", partition_key=name) for name in new],
+        dynamic_partitions_requests=[incoming_batches.build_add_request(new)],
+    )
 
 
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, description="Logs every failed run")

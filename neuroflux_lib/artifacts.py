@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,18 @@ class ArtifactMeta:
     test_metrics: dict[str, Any] = field(default_factory=dict)
     library_version: str = neuroflux_lib.__version__
     format_version: int = FORMAT_VERSION
+    # Temperature scaling (evaluation/calibration.py): probabilities are softmax(logits / temperature);
+    # `calibration` is how T was fitted. Artifacts from before calibration load with T = 1 and {}.
+    temperature: float = 1.0
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.calibration)
 
     @property
     def input_normalization(self) -> InputNormalization:
@@ -59,8 +68,11 @@ def _meta_json(meta: ArtifactMeta) -> str:
     return json.dumps(asdict(meta), indent=2, default=float)
 
 
-def save_artifact(out_dir: str | Path, model: nn.Module, meta: ArtifactMeta) -> Path:
-    """Write the artifact to a staging folder, then swap it in, so readers never see half of it."""
+def save_artifact(
+    out_dir: str | Path, model: nn.Module, meta: ArtifactMeta, texts: Mapping[str, str] | None = None
+) -> Path:
+    """Write the artifact to a staging folder, then swap it in, so readers never see half of it.
+    `texts` are more files for the folder ({name: text}, e.g. the model card), written in the same swap."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}.staging-{os.getpid()}")
@@ -69,6 +81,8 @@ def save_artifact(out_dir: str | Path, model: nn.Module, meta: ArtifactMeta) -> 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, staging / WEIGHTS_FILE, metadata={"architecture": meta.architecture})
     (staging / META_FILE).write_text(_meta_json(meta))
+    for name, text in (texts or {}).items():
+        (staging / name).write_text(text)
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     if out_dir.exists():
         out_dir.rename(old)

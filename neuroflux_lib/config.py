@@ -63,6 +63,9 @@ class DatasetConfig(StrictModel):
     balance_target: int | None = Field(None, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
     storage_dir: str = "storage"
+    incoming_dir: str = Field(
+        "data_incoming", description="new scans to score, one sub-folder per batch (incoming_predictions)"
+    )
 
     @field_validator("train_val_test_split", mode="before")
     @classmethod
@@ -174,6 +177,16 @@ class ModelConfig(StrictModel):
         0, ge=0, description="linear learning-rate warm-up before CosineAnnealing (epochs, may be fractional)"
     )
     grad_clip_norm: float | None = Field(None, gt=0, description="clip the gradient norm (None = off)")
+    feature_cache: bool = Field(
+        True,
+        description="with frozen stages (ResNet-50 with ImageNet weights), compute their output once per "
+        "image (storage/cache/features) and train only the rest",
+    )
+    feature_cache_views: int = Field(
+        4,
+        ge=1,
+        description="augmented views cached per training image when `augment` is on; an epoch samples one",
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int | None = Field(
         None, ge=0, description="DataLoader workers; None = chosen for the device"
@@ -343,11 +356,11 @@ def resolve_model(
 
 
 def absolute_folders(config: DatasetConfig, base: str | Path) -> DatasetConfig:
-    """`data_dir` and `storage_dir` made absolute against `base` (the project root for the UI, the
-    working directory for the CLI), so no process depends on where it started."""
+    """`data_dir`, `storage_dir` and `incoming_dir` made absolute against `base` (the project root for the
+    UI, the working directory for the CLI), so no process depends on where it started."""
     absolute = {
         key: str((Path(base) / getattr(config, key)).resolve())
-        for key in ("data_dir", "storage_dir")
+        for key in ("data_dir", "storage_dir", "incoming_dir")
         if not Path(getattr(config, key)).is_absolute()
     }
     return with_overrides(config, absolute, str(base)) if absolute else config

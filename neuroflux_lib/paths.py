@@ -5,6 +5,7 @@ storage/
   reports/       reports of `neuroflux evaluate --artifact` (folders that are not assets)
   augmented/     balancing copies of train images
   cache/         decoded-image cache (content-addressed)
+  cache/features/  frozen-stage feature cache (content-addressed, per weights digest)
   checkpoints/   per-model epoch checkpoints (resume after a crash)
   work/          run-scoped scratch folders, moved into assets/ by the IO managers
   optuna/        the default Optuna study database
@@ -50,6 +51,10 @@ class StoragePaths:
     @property
     def cache(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def feature_cache(self) -> Path:
+        return self.cache / "features"
 
     @property
     def optuna_db(self) -> Path:

@@ -20,8 +20,9 @@ MATERIALIZED_BY_DEFAULT = (
     "evaluation_report",
     "production_model",
 )
-# Opt-in assets: in the graph, materialized only when configured (cross_validation: cv_folds >= 3).
-ALL_ASSETS = (*MATERIALIZED_BY_DEFAULT, "cross_validation")
+# Opt-in assets: in the graph, materialized only when configured (cross_validation: cv_folds >= 3) or
+# when new scans arrive (the `incoming` group: job score_incoming, tests/assets/test_incoming_asset.py).
+ALL_ASSETS = (*MATERIALIZED_BY_DEFAULT, "cross_validation", "drift_reference", "incoming_predictions")
 
 TINY_MODEL = {
     "image_size": 32,

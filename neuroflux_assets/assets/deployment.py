@@ -12,11 +12,14 @@ import pandas as pd
 
 from neuroflux_assets import metadata as md
 from neuroflux_assets.io_managers import ALL_PARTITIONS
-from neuroflux_assets.resources import DatasetResource, ThresholdsResource
+from neuroflux_assets.resources import DatasetResource, ThresholdsResource, TrackingResource
 from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.promotion import choose_production
+from neuroflux_lib.evaluation.report import read_report
+from neuroflux_lib.model_card import write_model_card
 from neuroflux_lib.paths import StoragePaths
+from neuroflux_lib.tracking.wandb_run import publish_model
 
 GROUP = "deployment"
 
@@ -40,6 +43,7 @@ def production_model(
     context: dg.AssetExecutionContext,
     dataset: DatasetResource,
     thresholds: ThresholdsResource,
+    tracking: TrackingResource,
     trained_model: dict[str, Path],
     evaluation_report: dict[str, Path],
     dataset_splits: pd.DataFrame,
@@ -47,7 +51,8 @@ def production_model(
     """A copy of the model with the highest validation macro-F1 among those evaluated on the current
     data version, promoted only when its paired interval against the best baseline on the test split
     lies above `thresholds.min_gain`. The rules are the library's (`choose_production`), re-applied
-    here to every partition's latest evaluation."""
+    here to every partition's latest evaluation. The folder holds the full model card; online, it is
+    also logged as the W&B model artifact `production_model` (offline, its UPLOAD.md says how)."""
     gate = thresholds.gate()
     promotion = choose_production(trained_model, evaluation_report, gate, data_version(dataset_splits))
     table = promotion.candidates
@@ -66,6 +71,31 @@ def production_model(
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(trained_model[promotion.model], staging)
     meta = read_meta(staging)
+    card = write_model_card(
+        staging, meta, dataset_splits, read_report(evaluation_report[promotion.model])
+    ).read_text()
+    run_id = context.run.run_id
+    uploaded = publish_model(
+        tracking.settings(dataset.dataset_config().storage_dir),
+        staging,
+        name="production_model",
+        aliases=["production", promotion.model, f"data-{meta.data_version}"],
+        card=card,
+        metadata={
+            "model": promotion.model,
+            "why": promotion.why,
+            "val_macro_f1": float(best["val_macro_f1"]),
+            "test_macro_f1": float(best["test_macro_f1"]),
+            "gain_vs_best_baseline": str(best["gain_vs_best_baseline"]),
+            "temperature": meta.temperature,
+            "data_version": meta.data_version,
+            "dagster_run_id": run_id,
+        },
+        run_name=f"{promotion.model}-promote-{run_id[:8]}",
+        tags=(promotion.model, dataset.profile_name, "production"),
+        config={**meta.hyperparameters, "dagster_run_id": run_id, "profile": dataset.profile_name},
+    )
+    context.log.info(f"W&B model artifact: {uploaded}")
     yield dg.Output(
         staging,
         metadata={
@@ -77,5 +107,8 @@ def production_model(
             "weights_origin": meta.weights_origin,
             "data_version": meta.data_version or "",
             "not_promoted": md.bullet_list(f"{r.model}: {r.why}" for r in others.itertuples()),
+            "temperature": float(meta.temperature),
+            "model_card": dg.MetadataValue.md(card),
+            "wandb_artifact": dg.MetadataValue.url(uploaded) if uploaded.startswith("http") else uploaded,
         },
     )

@@ -25,6 +25,7 @@ from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.comparison import comparison_rows
 from neuroflux_lib.evaluation.confound import confound_table
 from neuroflux_lib.evaluation.cross_validation import cross_validate
+from neuroflux_lib.evaluation.explanations import explain_report
 from neuroflux_lib.evaluation.intervals import Interval
 from neuroflux_lib.evaluation.reference import baselines_of
 from neuroflux_lib.paths import StoragePaths
@@ -264,6 +265,7 @@ def trained_model(
             "normalization": meta.input_normalization.describe(),
             "augmentation": describe_augmentation(config.augmentation) if config.augment else "off",
             "learn_check": trained.learned.message,
+            "feature_cache": trained.feature_cache.describe(),
             "image_size": meta.image_size,
             "data_version": meta.data_version or "",
             "val_metrics": md.table(
@@ -334,6 +336,7 @@ def evaluation_report(
             record_metrics=False,
         )
         report = evaluation.report
+        explanations = explain_report(trained_model, evaluation.predictions, out, dataset_splits)
         comparison = report["comparison"]
         rows = comparison_rows(comparison, meta.architecture)
         tracked.set_summary(
@@ -352,6 +355,8 @@ def evaluation_report(
                 "verdict": comparison["verdict"],
                 "confound_warning": report["confound_warning"] or "",
                 "test_ece": report["calibration"]["ece"],
+                "test_ece_before_calibration": report["calibration"]["before"]["ece"],
+                "temperature": meta.temperature,
                 "subject_macro_f1": report["subject_level"]["macro_f1"]["estimate"],
             }
         )
@@ -364,6 +369,15 @@ def evaluation_report(
                 for k, v in evaluation.files.items()
                 if k in ("confusion_matrix", "roc_curves", "training_curves", "reliability", "comparison")
             }
+            | {"gradcam_gallery": explanations.gallery}
+        )
+        faithful = explanations.faithfulness.difference
+        tracked.set_summary(
+            {
+                "gradcam_faithfulness": faithful.estimate,
+                "gradcam_faithfulness_low": faithful.low,
+                "gradcam_faithfulness_high": faithful.high,
+            }
         )
     per_class = pd.DataFrame(report["per_class"]).T  # {class: {precision, recall, f1-score, support}}
     context.log.info(comparison["verdict"])
@@ -371,6 +385,7 @@ def evaluation_report(
         context.log.warning(report["confound_warning"])
     interval = report["intervals"]["macro_f1"]
     subject = report["subject_level"]
+    calibration = report["calibration"]
     return dg.Output(
         out,
         metadata={
@@ -381,8 +396,13 @@ def evaluation_report(
             "confound_warning": dg.MetadataValue.md(report["confound_warning"] or "none"),
             "confound": md.table(confound_table(report["confound"]).round(3), index=False),
             "subject_level_macro_f1": f"{Interval(**subject['macro_f1'])} ({subject['n_subjects']} subjects)",
+            "calibration": (
+                f"temperature {meta.temperature:.3f} (fitted on val): test ECE "
+                f"{calibration['before']['ece']:.3f} before, {calibration['ece']:.3f} after"
+            ),
             "ece": float(report["calibration"]["ece"]),
             "reliability": md.image(evaluation.files["reliability"].read_bytes(), "reliability diagram"),
+            "model_card": dg.MetadataValue.md(evaluation.files["model_card"].read_text()),
             "data_version": report["data_version"],
             "accuracy": float(report["accuracy"]),
             "macro_f1": float(report["macro_f1"]),
@@ -394,6 +414,8 @@ def evaluation_report(
                 evaluation.files["confusion_matrix"].read_bytes(), "confusion matrix"
             ),
             "roc_curves": md.image(evaluation.files["roc_curves"].read_bytes(), "ROC curves"),
+            "gradcam_gallery": md.image(explanations.gallery.read_bytes(), "Grad-CAM gallery"),
+            "gradcam_faithfulness": dg.MetadataValue.md(explanations.faithfulness.describe()),
             "classification_report": dg.MetadataValue.md(f"```\n{report['classification_report']}\n```"),
             "wandb_run": md.run_link(tracked),
         },

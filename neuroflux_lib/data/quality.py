@@ -40,32 +40,55 @@ BACKGROUND_LEVEL = 10
 SATURATION_LEVEL = 250
 # Starting a spawned worker costs about a second; below this many images one process finishes first.
 MIN_IMAGES_PER_WORKER = 1000
+_LEVELS = np.arange(256, dtype=np.float64)
+# calcHist counts in float32, exact up to 2**24 per bin; larger images take numpy's (4x slower) bincount.
+_FLOAT32_EXACT = 2**24
 
 
 def image_statistics(image: np.ndarray) -> dict[str, float]:
     """Statistics of one grayscale uint8 image; SNR is NaN for a constant image (std 0)."""
     if image.dtype != np.uint8 or image.ndim != 2:
         raise ValueError(f"expected a 2-D uint8 image, got {image.dtype} {image.shape}")
+    image = np.ascontiguousarray(image)
     # Everything but sharpness follows from the 256-bin histogram: one pass over the pixels.
-    counts = np.bincount(image.ravel(), minlength=256).astype(np.float64)
+    counts = histogram_256(image)
     p = counts / image.size
-    levels = np.arange(256, dtype=np.float64)
-    mean = float(p @ levels)
-    std = float(np.sqrt(max(p @ (levels - mean) ** 2, 0.0)))
+    mean = float(p @ _LEVELS)
+    std = float(np.sqrt(max(p @ (_LEVELS - mean) ** 2, 0.0)))
     nonzero = p[p > 0]
     cumulative = np.cumsum(counts)
     lo, hi = _percentile_from_counts(cumulative, 0.01), _percentile_from_counts(cumulative, 0.99)
-    _, laplacian_std = cv2.meanStdDev(cv2.Laplacian(image, cv2.CV_64F))
     return {
         "intensity": mean,
         "contrast": std,
         "snr": mean / std if std > 0 else float("nan"),
         "entropy": float(-(nonzero * np.log2(nonzero)).sum()),
-        "sharpness": float(laplacian_std[0, 0] ** 2),
+        "sharpness": laplacian_variance(image),
         "dynamic_range": hi - lo,
         "background_fraction": float(cumulative[BACKGROUND_LEVEL - 1] / image.size),
         "saturated_fraction": float((image.size - cumulative[SATURATION_LEVEL - 1]) / image.size),
     }
+
+
+def histogram_256(image: np.ndarray) -> np.ndarray:
+    """Pixel count per grey level (float64, exact) of a C-contiguous 2-D uint8 image."""
+    if image.size < _FLOAT32_EXACT:
+        return cv2.calcHist([image], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+    return np.bincount(image.ravel(), minlength=256).astype(np.float64)
+
+
+def laplacian_variance(image: np.ndarray) -> float:
+    """Variance of the 3x3 Laplacian (OpenCV's, reflected border), exact: integer sums, one division.
+
+    The Laplacian of uint8 pixels is an integer in [-1020, 1020], so int16 holds it, its square fits
+    float32 exactly and OpenCV sums float32 in float64, exact below 2**53 (any image under the pixel cap).
+    Twice as fast as the float64 Laplacian plus meanStdDev, and free of its rounding.
+    """
+    laplacian = cv2.Laplacian(image, cv2.CV_16S)
+    n = laplacian.size
+    total = int(cv2.sumElems(laplacian)[0])
+    squares = int(cv2.sumElems(cv2.multiply(laplacian, laplacian, dtype=cv2.CV_32F))[0])
+    return (n * squares - total * total) / (n * n)
 
 
 def _percentile_from_counts(cumulative_counts: np.ndarray, q: float) -> float:

@@ -12,34 +12,34 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from neuroflux_lib.errors import ArtifactError
+from neuroflux_lib.evaluation.calibration import reliability_png
 from neuroflux_lib.evaluation.comparison import comparison_rows
 from neuroflux_lib.plots import (
     confusion_matrix_png,
     intervals_png,
-    reliability_png,
     roc_curves_png,
     training_curves_png,
 )
 
 
 @torch.inference_mode()
-def predict_probabilities(
+def predict_logits(
     model: torch.nn.Module,
     data: Dataset,
     prepare: Callable[[torch.Tensor], torch.Tensor],
     device: str | torch.device = "cpu",
     batch_size: int = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, softmax probabilities) for every item, in dataset order; `prepare` makes model input of a
-    batch (the artifact's normalisation)."""
+    """(labels, logits) for every item, in dataset order; `prepare` makes model input of a batch (the
+    artifact's normalisation)."""
     model = model.to(device).eval()
-    labels, probabilities = [], []
+    labels, logits = [], []
     for images, targets in DataLoader(data, batch_size=batch_size, shuffle=False):
-        probabilities.append(torch.softmax(model(prepare(images.to(device))).float(), dim=1).cpu())
+        logits.append(model(prepare(images.to(device))).float().cpu())
         labels.append(targets)
     if not labels:
         raise ValueError("cannot evaluate on an empty dataset")
-    return torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
+    return torch.cat(labels).numpy(), torch.cat(logits).numpy()
 
 
 def predictions_table(

@@ -85,6 +85,22 @@ class ResNet50Classifier(ResNet):
             modules.extend([self.conv1, self.bn1] if stage == "conv1" else [getattr(self, stage)])
         return modules
 
+    def frozen_split(self) -> tuple[nn.Module, nn.Module] | None:
+        """(frozen prefix, the rest) sharing this model's modules, or None when nothing is frozen.
+
+        `rest(prefix(x))` is `self(x)`: the feature cache runs the prefix once per image and trains
+        only the rest, whose parameters are this model's.
+        """
+        stages = self.frozen_stages
+        if not stages:
+            return None
+        prefix = nn.Sequential(
+            self.conv1, self.bn1, self.relu, self.maxpool, *(getattr(self, s) for s in stages[1:])
+        )
+        later = (getattr(self, s) for s in RESNET_STAGES[len(stages) :])
+        rest = nn.Sequential(*later, self.avgpool, nn.Flatten(1), self.fc)
+        return prefix.eval(), rest
+
     def train(self, mode: bool = True) -> ResNet50Classifier:
         super().train(mode)
         for module in self.frozen_modules():

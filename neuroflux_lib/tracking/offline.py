@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from neuroflux_lib.tracking.wandb_run import TrackingSettings
 
 _BLOCK = 32768
 _HEADER = 7  # file header ":W&B" + magic + version; record header crc32 + length + type
@@ -157,3 +161,35 @@ def sync_command(root: str | Path) -> list[str]:
     """The `wandb sync` call that uploads every offline run not yet synced (needs WANDB_API_KEY)."""
     folders = [str(f) for f in offline_run_folders(root) if not list(f.glob("*.wandb.synced"))]
     return ["wandb", "sync", *folders]
+
+
+UPLOAD_FILE = "UPLOAD.md"
+
+
+def upload_instructions(
+    settings: TrackingSettings, name: str, aliases: Sequence[str], metadata: Mapping[str, Any]
+) -> str:
+    """`UPLOAD.md` for a model folder promoted while W&B was offline: the `wandb artifact put` call that
+    logs it (run from the folder) as the model artifact an online run would have logged."""
+    alias_flags = " ".join(f"--alias {alias}" for alias in aliases)
+    details = "\n".join(f"- {key}: {value}" for key, value in metadata.items())
+    return f"""# Uploading this model to Weights & Biases
+
+Tracking was `{settings.mode}` when this model was promoted, so it is not in W&B yet. Online (with
+`WANDB_API_KEY` set) it is logged as the model artifact `{name}` of project `{settings.project}`, with
+`model_card.md` as its description. To do that now, get a key at https://wandb.ai/authorize and run,
+from this folder:
+
+```bash
+export WANDB_API_KEY=your-key   # and WANDB_ENTITY=team to log to a team
+wandb artifact put --type model --name {settings.project}/{name} {alias_flags} \\
+    --description "$(cat model_card.md)" .
+```
+
+(`wandb` is in the project's `.venv/bin/`.) `neuroflux runs --sync` uploads the training and evaluation
+runs; this folder is uploaded by the command above.
+
+What the online artifact's metadata holds:
+
+{details}
+"""

@@ -139,6 +139,18 @@ class TrackedRun:
         self.run.log({"confusion_matrix": matrix, "test_predictions": table})
 
     @_guarded
+    def log_model(
+        self, folder: str | Path, name: str, aliases: Sequence[str], description: str, metadata: Mapping
+    ) -> None:
+        """Every file of a model folder (weights, model.json, model card) as a W&B `model` artifact;
+        `description` (the model card) is what W&B shows on the artifact's page."""
+        import wandb
+
+        artifact = wandb.Artifact(name, type="model", description=description, metadata=dict(metadata))
+        artifact.add_dir(str(folder))
+        self.run.log_artifact(artifact, aliases=list(aliases))
+
+    @_guarded
     def log_table(self, key: str, table: pd.DataFrame) -> None:
         """A plain table (e.g. model vs baselines with intervals), comparable across runs in the UI."""
         import wandb
@@ -172,7 +184,7 @@ def start_run(
     settings: TrackingSettings,
     *,
     name: str,
-    job_type: Literal["train", "tune", "evaluate"],
+    job_type: Literal["train", "tune", "evaluate", "promote"],
     group: str | None = None,
     tags: Sequence[str] = (),
     config: Mapping[str, Any] | None = None,
@@ -206,3 +218,32 @@ def start_run(
         return TrackedRun(None, settings, error=f"start: {error}")
     link = run.url if settings.mode == "online" and run.url else str(Path(run.dir).parent)
     return TrackedRun(run, settings, link=link)
+
+
+def publish_model(
+    settings: TrackingSettings,
+    folder: str | Path,
+    *,
+    name: str,
+    aliases: Sequence[str],
+    card: str,
+    metadata: Mapping[str, Any],
+    run_name: str,
+    tags: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
+) -> str:
+    """Online: the model folder as W&B model artifact `name` (with its card) in a `promote` run; returns
+    the run's URL, or why it failed. Offline or disabled: `UPLOAD.md` in the folder says how to upload it
+    later; returns a line saying so. Like every W&B call here, a failure never fails the caller."""
+    from neuroflux_lib.tracking.offline import UPLOAD_FILE, upload_instructions
+
+    if settings.mode != "online":
+        note = upload_instructions(settings, name, aliases, metadata)
+        (Path(folder) / UPLOAD_FILE).write_text(note)
+        return f"not uploaded (tracking {settings.mode}): {UPLOAD_FILE} in the folder says how"
+    tracked = start_run(settings, name=run_name, job_type="promote", tags=tags, config=config)
+    with tracked:
+        tracked.log_model(folder, name, aliases, card, metadata)
+    if tracked.error:
+        return f"not uploaded: W&B {tracked.error}"
+    return tracked.link

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from torch import nn
+from torch.utils.data import Dataset
 
 from neuroflux_lib.artifacts import (
     WEIGHTS_FILE,
@@ -29,18 +31,32 @@ from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.data.transforms import image_transform
 from neuroflux_lib.errors import DataError
 from neuroflux_lib.evaluation.baselines import Baselines
+from neuroflux_lib.evaluation.calibration import (
+    calibrated_probabilities,
+    calibration_report,
+    temperature_scaling,
+)
 from neuroflux_lib.evaluation.metrics import classification_summary
 from neuroflux_lib.evaluation.report import (
     REPORT_FILES,
-    predict_probabilities,
+    predict_logits,
     predictions_table,
     write_report,
 )
 from neuroflux_lib.evaluation.trust import trust_summary
+from neuroflux_lib.model_card import CARD_FILE, hardware_name, model_card, write_model_card
 from neuroflux_lib.models import BuiltModel, build_model, count_parameters
 from neuroflux_lib.paths import StoragePaths
+from neuroflux_lib.training.feature_cache import FeatureCacheInfo, Precomputed, fill_cache, frozen_split
 from neuroflux_lib.training.learn_check import LearnCheck, learn_check
-from neuroflux_lib.training.loop import EpochCallback, FitResult, ImageTensorDataset, fit, seed_everything
+from neuroflux_lib.training.loop import (
+    EpochCallback,
+    FitResult,
+    ImageTensorDataset,
+    fit,
+    resolve_device,
+    seed_everything,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +161,58 @@ def prepare_training(
 
 
 @dataclass(frozen=True)
+class FitInputs:
+    """What `fit` trains on: the whole model on images, or, when its first stages are frozen, the rest
+    of it on their cached output (`feature_cache`; `rest` shares the model's parameters)."""
+
+    model: nn.Module
+    train: Dataset
+    val: Dataset
+    inputs: ModelInput | Precomputed
+    feature_cache: FeatureCacheInfo
+
+
+def fit_inputs(
+    built: BuiltModel,
+    train: ImageTensorDataset,
+    val: ImageTensorDataset,
+    config: ModelConfig,
+    storage_dir: str | Path,
+    progress: bool = False,
+) -> FitInputs:
+    """Training and tuning both go through here, so Optuna trials share the cache with training."""
+    inputs = model_input(built, config)
+    split = frozen_split(built.model) if config.feature_cache else None
+    if split is None:
+        why = "off: no frozen stages" if config.feature_cache else "off: feature_cache is false"
+        return FitInputs(built.model, train, val, inputs, FeatureCacheInfo(why))
+    prefix, rest = split
+    train_features, val_features, info = fill_cache(
+        prefix,
+        built.frozen,
+        train.images,
+        train.labels,
+        val.images,
+        val.labels,
+        inputs,
+        StoragePaths(storage_dir).feature_cache,
+        image_size=int(train.images.shape[-1]),
+        augmentation=config.augmentation.model_dump() if config.augment else None,
+        views=config.feature_cache_views,
+        seed=config.seed,
+        device=resolve_device(config.device),
+        progress=progress,
+    )
+    return FitInputs(rest, train_features, val_features, Precomputed(), info)
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     artifact_dir: Path
     fit: FitResult
     meta: ArtifactMeta
     learned: LearnCheck  # also in meta.training["learn_check"]
+    feature_cache: FeatureCacheInfo  # also in meta.training["feature_cache"]
 
 
 def train_model(
@@ -170,13 +233,14 @@ def train_model(
     image_size = model_config.resolved_image_size(dataset_config)
     version, digest = data_version(splits), config_digest(model_config)
     checkpoint = Path(work_dir) / "checkpoint.pt"
+    plan = fit_inputs(built, train, val, model_config, dataset_config.storage_dir, progress)
     result = fit(
-        built.model,
-        train,
-        val,
+        plan.model,
+        plan.train,
+        plan.val,
         model_config,
         class_names,
-        inputs=model_input(built, model_config),
+        inputs=plan.inputs,
         checkpoint_path=checkpoint,
         resume=resume,
         callbacks=callbacks,
@@ -209,12 +273,18 @@ def train_model(
             "best_val": {k: v for k, v in best.items() if k.startswith("val_")},
             "train_images": len(train),
             "learn_check": learned.to_dict(),
+            "feature_cache": plan.feature_cache.to_dict(),
             "history": result.history,
         },
     )
-    saved = save_artifact(artifact_dir, built.model, meta)
+    # Temperature scaling on val through the evaluation's input pipeline; the card goes in the same swap.
+    val_labels, val_logits = predict_logits(built.model, val, meta.input_normalization, result.device)
+    meta.calibration = temperature_scaling(val_logits, val_labels, "val")
+    meta.temperature = meta.calibration["temperature"]
+    meta.training["hardware"] = hardware_name(result.device)
+    saved = save_artifact(artifact_dir, built.model, meta, {CARD_FILE: model_card(meta, splits)})
     checkpoint.unlink(missing_ok=True)  # the run is complete: nothing left to resume
-    return TrainedModel(saved, result, meta, learned)
+    return TrainedModel(saved, result, meta, learned, plan.feature_cache)
 
 
 @dataclass(frozen=True)
@@ -246,14 +316,14 @@ def check_data_version(meta: ArtifactMeta, splits: pd.DataFrame, allow_other_dat
     )
 
 
-def predict_split(
+def split_logits(
     artifact_dir: str | Path,
     dataset_config: DatasetConfig,
     splits: pd.DataFrame,
     split: str,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) of a saved model on one split, through the decode-once cache."""
+    """(labels, logits) of a saved model on one split, through the decode-once cache."""
     model, meta = load_artifact(artifact_dir)
     data = cached_dataset(
         split_rows(splits, split),
@@ -262,7 +332,19 @@ def predict_split(
         StoragePaths(dataset_config.storage_dir).cache,
         progress=progress,
     )
-    return predict_probabilities(model, data, meta.input_normalization)
+    return predict_logits(model, data, meta.input_normalization)
+
+
+def predict_split(
+    artifact_dir: str | Path,
+    dataset_config: DatasetConfig,
+    splits: pd.DataFrame,
+    split: str,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, calibrated probabilities) of a saved model on one split, as the predictor gives them."""
+    labels, logits = split_logits(artifact_dir, dataset_config, splits, split, progress)
+    return labels, calibrated_probabilities(logits, read_meta(artifact_dir).temperature).numpy()
 
 
 def evaluate_artifact(
@@ -286,9 +368,11 @@ def evaluate_artifact(
     meta = read_meta(artifact_dir)
     held_out = check_data_version(meta, splits, allow_other_data)
     test = split_rows(splits, "test")
-    y_true, probabilities = predict_split(artifact_dir, dataset_config, splits, "test", progress)
+    y_true, logits = split_logits(artifact_dir, dataset_config, splits, "test", progress)
+    probabilities = calibrated_probabilities(logits, meta.temperature).numpy()  # what users are shown
     report = classification_summary(y_true, probabilities, meta.class_names)
     report.update(trust_summary(meta, test, y_true, probabilities, splits, baselines, confound, held_out))
+    report["calibration"] = calibration_report(y_true, logits, meta.temperature)  # ECE before and after T
     report["artifact_digest"] = sha256_file(Path(artifact_dir) / WEIGHTS_FILE)
     predictions = predictions_table(test["path"].tolist(), y_true, probabilities, meta.class_names)
     history = meta.training.get("history", [])
@@ -297,6 +381,7 @@ def evaluate_artifact(
     if not held_out:
         title = f"{title}: TEST SET NOT HELD OUT"
     files = write_report(report, report_dir, meta.class_names, history, title)
+    files["model_card"] = write_model_card(report_dir, meta, splits, report)
     files["predictions"] = Path(report_dir) / REPORT_FILES["predictions"]
     predictions.to_csv(files["predictions"], index=False)
     if record_metrics:

@@ -200,12 +200,13 @@ class _ReportToTrial:
 
 
 def objective(spec: StudySpec) -> Callable[[optuna.Trial], float]:
-    from neuroflux_lib.training.steps import model_input, prepare_training
+    from neuroflux_lib.training.steps import fit_inputs, prepare_training
 
     def run_trial(trial: optuna.Trial) -> float:
         params = suggest(trial, spec.base.model_name)
         config = trial_config(spec.base, params, trial.number)
         built, train, val = prepare_training(config, spec.dataset, spec.balanced, spec.splits)
+        plan = fit_inputs(built, train, val, config, spec.dataset.storage_dir)
         tracked = start_run(
             spec.tracking,
             name=f"{spec.name}-trial-{trial.number}",
@@ -217,12 +218,12 @@ def objective(spec: StudySpec) -> Callable[[optuna.Trial], float]:
         state = "failed"
         try:
             result = fit(
-                built.model,
-                train,
-                val,
+                plan.model,
+                plan.train,
+                plan.val,
                 config,
                 list(spec.dataset.class_names),
-                inputs=model_input(built, config),
+                inputs=plan.inputs,
                 callbacks=[tracked, _ReportToTrial(trial)],
             )
             state = "complete"

@@ -111,7 +111,7 @@ def test_graphql_lists_every_asset(webserver: str) -> None:
     keys = {"/".join(node["assetKey"]["path"]) for node in data}
     assert keys == EXPECTED
     groups = {node["groupName"] for node in data}
-    assert groups == {"data_quality", "dataset", "evaluation", "modeling", "deployment"}
+    assert groups == {"data_quality", "dataset", "evaluation", "modeling", "deployment", "incoming"}
 
 
 def find_chromium() -> str | None:

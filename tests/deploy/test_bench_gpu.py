@@ -37,3 +37,27 @@ def test_cpu_smoke_run_measures_train_and_inference(bench, capsys) -> None:
         torch.set_num_threads(previous)
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("neuroflux_cnn") and line.count("img/s") == 2 and "model alone" in line
+
+
+def test_cpu_smoke_run_measures_the_feature_cache_for_frozen_models(bench, capsys) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = [
+            "--cpu",
+            "--images",
+            "8",
+            "--size",
+            "32",
+            "--batch",
+            "4",
+            "--models",
+            "resnet50",
+            "--views",
+            "2",
+        ]
+        assert bench.main(args) == 0
+    finally:
+        torch.set_num_threads(previous)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("resnet50") and line.count("img/s") == 3 and "with the feature cache" in line

@@ -1,12 +1,19 @@
 """The corrupt-file zoo: every bad file gets one clear reason; good files keep their own statistics."""
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from neuroflux_lib.data.imageio import ImageLoadError, LoadStatus, load_grayscale, load_grayscale_or_raise
+from neuroflux_lib.data.imageio import (
+    ImageLoadError,
+    LoadStatus,
+    decode_grayscale,
+    load_grayscale,
+    load_grayscale_or_raise,
+)
 from neuroflux_lib.data.quality import compute_quality, image_statistics
 from tests.factories import blob_image, write_gray
 
@@ -107,3 +114,38 @@ def test_bad_files_never_shift_statistics(tmp_path, zoo):
     for path in bad:
         assert not table.loc[[str(path)], "readable"].any()
         assert table.loc[[str(path)], "intensity"].isna().all()
+
+
+def _pillow_decode(data: bytes) -> np.ndarray | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return np.asarray(image)
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize(
+    "save", [{"quality": 10}, {"quality": 95}, {"progressive": True}, {"optimize": True}]
+)
+def test_grayscale_jpeg_pixels_are_pillows(tmp_path, save):
+    """Plain grayscale JPEGs take the fast decoder; the pixels must be exactly Pillow's."""
+    path = write_gray(tmp_path / "slice.jpg", blob_image(61, seed=4), **save)
+    result = load_grayscale(path)
+    assert result.status == LoadStatus.OK
+    assert np.array_equal(result.array, _pillow_decode(path.read_bytes()))
+
+
+def test_damaged_jpeg_keeps_pillows_verdict(tmp_path):
+    """Every single-byte corruption of a small JPEG: readable exactly when Pillow reads it, same pixels."""
+    data = write_gray(tmp_path / "slice.jpg", blob_image(48, seed=1)).read_bytes()
+    for position in range(len(data)):
+        for value in (0x00, 0xFF, 0x5A):
+            damaged = bytearray(data)
+            damaged[position] = value
+            expected = _pillow_decode(bytes(damaged))
+            array = decode_grayscale(bytes(damaged), "damaged.jpg").array
+            if expected is None:
+                assert array is None, (position, value)
+            else:
+                assert array is not None and np.array_equal(array, expected), (position, value)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from neuroflux_lib.data.quality import compute_quality, image_statistics
+from neuroflux_lib.data.quality import compute_quality, histogram_256, image_statistics, laplacian_variance
 from tests.factories import blob_image, write_gray
 
 
@@ -70,3 +70,25 @@ def test_histogram_statistics_match_numpy(image):
     assert stats["background_fraction"] == pytest.approx((image < 10).mean())
     assert stats["saturated_fraction"] == pytest.approx((image >= 250).mean())
     assert stats["sharpness"] == pytest.approx(cv2.Laplacian(image, cv2.CV_64F).var(), rel=1e-6, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.integers(0, 255)))
+def test_fast_kernels_equal_the_exact_formulas(image):
+    """Histogram and Laplacian variance are exact: integer counts and integer sums, no rounding."""
+    assert np.array_equal(histogram_256(image), np.bincount(image.ravel(), minlength=256))
+    laplacian = cv2.Laplacian(image, cv2.CV_64F).astype(np.int64)  # integer-valued: uint8 in, 3x3 kernel
+    n, total, squares = laplacian.size, int(laplacian.sum()), int((laplacian**2).sum())
+    assert laplacian_variance(image) == (n * squares - total * total) / (n * n)
+
+
+def test_histogram_stays_exact_above_float32_precision():
+    """Beyond 2**24 pixels a float32 count would round (16,777,217 -> 16,777,216)."""
+    counts = histogram_256(np.zeros((97 * 257, 673), np.uint8))  # 2**24 + 1 pixels
+    assert counts[0] == 2**24 + 1
+
+
+def test_strided_view_gives_the_statistics_of_its_copy():
+    image = blob_image(32, seed=3)
+    view = image[::2, 1::3]
+    assert image_statistics(view) == image_statistics(view.copy())

@@ -209,7 +209,7 @@ def test_device_selection():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
     cpu = device_settings(torch.device("cpu"))
-    assert cpu.amp_dtype is None and not cpu.channels_last and not cpu.pin_memory
+    assert cpu.amp_dtype is None and cpu.channels_last and not cpu.pin_memory  # measured faster on CPU
     bf16 = device_settings(torch.device("cuda"), bf16_supported=True)
     assert bf16.amp_dtype == torch.bfloat16 and bf16.channels_last and not bf16.needs_grad_scaler
     fp16 = device_settings(torch.device("cuda"), bf16_supported=False)
