@@ -74,6 +74,7 @@ def test_full_graph_materializes_with_postgres_storage(
     expected = {
         (check.asset_key.to_user_string(), check.name)
         for check in defs.resolve_asset_graph().asset_check_keys
+        if check.asset_key.to_user_string() in MATERIALIZED_BY_DEFAULT  # not incoming batches' checks
     }
     assert executed == expected
     statuses: dict[tuple[str, str], set[str]] = {}
