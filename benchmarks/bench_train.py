@@ -31,7 +31,13 @@ from neuroflux_lib.data.normalization import InputNormalization, ModelInput
 from neuroflux_lib.demo.generator import generate_demo_dataset
 from neuroflux_lib.models import ResNet50Classifier, build_model
 from neuroflux_lib.training.feature_cache import FeatureDataset, Precomputed, cached_features, frozen_split
-from neuroflux_lib.training.loop import ImageTensorDataset, device_settings, resolve_device, run_epoch
+from neuroflux_lib.training.loop import (
+    ImageTensorDataset,
+    device_settings,
+    make_optimizer,
+    resolve_device,
+    run_epoch,
+)
 
 CLASSES = list(DEFAULT_CLASS_NAMES)
 NORM = ((0.5,) * 3, (0.5,) * 3)
@@ -71,9 +77,15 @@ def original_epoch(model: nn.Module, loader: DataLoader, device: torch.device) -
     return seen / (time.perf_counter() - start)
 
 
+def our_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """The training loop's optimizer (Adam, fused) at the original's benchmark learning rate."""
+    settings = ModelConfig(model_name="resnet50", optimizer="Adam", learning_rate=1e-4)
+    return make_optimizer([p for p in model.parameters() if p.requires_grad], settings)
+
+
 def ours_epoch(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
     """With the same flip + affine as the original, batched on the device, and 0.5/0.5 normalisation."""
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    optimizer = our_optimizer(model)
     geometry_only = AugmentationConfig(bias_field=0, gamma=0, contrast=0, noise=0)
     inputs = ModelInput(InputNormalization.fixed(*NORM), build_augmentation(geometry_only))
     settings = device_settings(device)
@@ -159,9 +171,9 @@ def cached_epochs(
     fill_seconds = time.perf_counter() - start
     data = FeatureDataset(files, labels)
     loader = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True)
-    optimizer = torch.optim.Adam([p for p in rest.parameters() if p.requires_grad], lr=1e-4)
     settings = device_settings(device)
     rest.to(device, memory_format=torch.channels_last if settings.channels_last else torch.contiguous_format)
+    optimizer = our_optimizer(rest)
     speeds = []
     for epoch in (1, 2):  # the first is the warm-up
         data.set_epoch(epoch)

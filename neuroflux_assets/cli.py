@@ -407,8 +407,18 @@ def _predict_batch(args: argparse.Namespace) -> int:
     return status
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _chosen_artifact(args: argparse.Namespace) -> Path:
+    """--artifact FOLDER, else the production model (--production) or the config's model partition."""
     from neuroflux_assets.api import artifact_path
+
+    if args.artifact:
+        return Path(args.artifact)
+    session = open_session(args)
+    model = None if args.production else session.model.model_name
+    return artifact_path(model, instance=session.instance, defs=session.defs)
+
+
+def _predict(args: argparse.Namespace) -> int:
     from neuroflux_lib.predictor import Predictor
 
     if args.batch:
@@ -417,13 +427,7 @@ def _predict(args: argparse.Namespace) -> int:
         from neuroflux_lib.errors import ConfigError
 
         raise ConfigError("give the images (--image_path FILE...) or a folder of them (--batch DIR)")
-    if args.artifact:
-        artifact = Path(args.artifact)
-    else:
-        session = open_session(args)
-        model = None if args.production else session.model.model_name
-        artifact = artifact_path(model, instance=session.instance, defs=session.defs)
-    predictor = Predictor.from_artifact(artifact)
+    predictor = Predictor.from_artifact(_chosen_artifact(args))
     if args.explain:
         from neuroflux_lib.explain import write_explanations
 
@@ -437,16 +441,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from neuroflux_assets.api import artifact_path
     from neuroflux_lib.export import TOLERANCE, export_onnx
 
-    if args.artifact:
-        artifact = Path(args.artifact)
-    else:
-        session = open_session(args)
-        model = None if args.production else session.model.model_name
-        artifact = artifact_path(model, instance=session.instance, defs=session.defs)
-    target = export_onnx(artifact)
+    target = export_onnx(_chosen_artifact(args))
     print(
         f"Exported {target} (logits match PyTorch within {TOLERANCE:g}); `neuroflux predict` and "
         "Predictor.from_artifact now run it with ONNX Runtime"

@@ -13,6 +13,17 @@ from urllib.parse import quote
 import pytest
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny CPU forwards are slower multi-threaded, badly so when other processes share the cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No W&B runs and no downloads unless a test asks for them, and nothing from a real deployment's

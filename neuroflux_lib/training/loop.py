@@ -121,11 +121,15 @@ def needs_drop_last(n_items: int, batch_size: int) -> bool:
 
 
 def make_optimizer(params, config: ModelConfig) -> torch.optim.Optimizer:
+    """Adam and AdamW run fused (one kernel per step on CPU and CUDA): about 6% of a step of ResNet-50's
+    layer4 on 2 CPU cores went to the unfused update (benchmarks/README.md)."""
     lr, wd = config.learning_rate, config.weight_decay
+    params = list(params)
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     if config.optimizer == "Adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=fused)
     if config.optimizer == "AdamW":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=fused)
     if config.optimizer == "SGD":
         return torch.optim.SGD(
             params, lr=lr, weight_decay=wd, momentum=config.momentum, nesterov=config.nesterov

@@ -31,12 +31,7 @@ INPUTS = ModelInput(InputNormalization.fixed(*IMAGENET_NORMALIZATION))
 AUGMENTED = ModelInput(INPUTS.normalization, build_augmentation(AugmentationConfig()))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -65,12 +65,7 @@ def cnn(seed: int = 0):
     return build_model("neuroflux_cnn", 3, {"conv_channels": 4, "dropout": 0.2}, image_size=SIZE).model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_training_lowers_the_loss_and_records_history():
