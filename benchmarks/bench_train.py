@@ -5,13 +5,15 @@ Usage: python benchmarks/bench_train.py [--data DIR] [--images 192] [--size 224]
 - ours: images decoded once into the content-addressed cache, `training.run_epoch` (the real loop).
 - original style: a Dataset that opens every JPEG with PIL each epoch, torchvision Resize / Grayscale(3)
   / ToTensor / Normalize, DataLoader with the config's num_workers, a plain loop. Same model, same
-  frozen layers, same batch size; both timed on their second epoch (the first fills caches).
+  frozen layers, same batch size; after a warm-up epoch each, `--repeats` interleaved rounds of one
+  epoch per arm (median, and the per-round ratio's range).
 Without --data, a small demo set (scale 0.2) is generated into a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -117,50 +119,69 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
         shuffle=True,
         drop_last=True,
     )
-    results = {}
-    for label, loader, epoch in (("original", original, original_epoch), ("ours", ours, ours_epoch)):
-        epoch(model, loader, device)  # warm-up epoch
-        results[label] = epoch(model, loader, device)
-    print(
-        f"{name:<14} {args.size}px  original {results['original']:7.1f} img/s   "
-        f"ours {results['ours']:7.1f} img/s"
-        f"   ratio {results['ours'] / results['original']:.2f}x   (one-time cache fill {cache_seconds:.1f} s)"
-    )
+    arms = {
+        "original": lambda: original_epoch(model, original, device),
+        "ours": lambda: ours_epoch(model, ours, device),
+    }
+    fill_seconds = None
     if name == "resnet50":
-        cached, fill_seconds = cached_epochs(model, torch.from_numpy(images), labels, args, cache, device)
-        epochs = ModelConfig(model_name="resnet50").num_epochs
-        n = len(labels)
-        amortised = n * epochs / (fill_seconds + n * epochs / cached)
-        print(
-            f"{name:<14} {args.size}px  ours + feature cache ({args.views} views) {cached:7.1f} img/s per "
-            f"epoch, ratio {cached / results['original']:.2f}x; one-time feature fill {fill_seconds:.1f} s; "
-            f"over the config's {epochs} epochs incl. the fill {amortised:.1f} img/s "
-            f"({amortised / results['original']:.2f}x)"
+        arms["cached"], fill_seconds = cached_arm(
+            model, torch.from_numpy(images), labels, args, cache, device
         )
-        record(
-            f"ResNet-50 training, frozen through layer3, {args.size} px, batch {args.batch}",
-            results["original"],
-            cached,
-            "img/s",
-            ">= 4",
-            f"feature cache, {args.views} views, per epoch after a {fill_seconds:.0f} s fill; "
-            f"{amortised / results['original']:.2f}x over {epochs} epochs incl. the fill; "
-            f"without the cache {results['ours'] / results['original']:.2f}x",
-        )
-    else:
-        record(
-            f"{name} c=32 training, {args.size} px, batch {args.batch}",
-            results["original"],
-            results["ours"],
-            "img/s",
-            ">= 1.5",
-        )
+    speeds = interleaved(arms, args.repeats)
+    original_speed = statistics.median(speeds["original"])
+
+    def summary(arm: str) -> tuple[float, str]:
+        ratios = [o / b for o, b in zip(speeds[arm], speeds["original"], strict=True)]
+        spread = f"per-round ratio {min(ratios):.2f}-{max(ratios):.2f}x, {args.repeats} rounds"
+        return statistics.median(speeds[arm]), spread
+
+    ours_speed, ours_spread = summary("ours")
+    print(
+        f"{name:<14} {args.size}px  original {original_speed:7.1f} img/s   ours {ours_speed:7.1f} img/s   "
+        f"ratio {ours_speed / original_speed:.2f}x ({ours_spread}; image cache fill {cache_seconds:.1f} s)"
+    )
+    if name != "resnet50":
+        figure = f"{name} c=32 training, {args.size} px, batch {args.batch}"
+        record(figure, original_speed, ours_speed, "img/s", ">= 1.5", f"median epoch; {ours_spread}")
+        return
+    cached, cached_spread = summary("cached")
+    epochs = ModelConfig(model_name="resnet50").num_epochs
+    n = len(labels)
+    amortised = n * epochs / (fill_seconds + n * epochs / cached)
+    print(
+        f"{name:<14} {args.size}px  ours + feature cache ({args.views} views) {cached:7.1f} img/s per epoch, "
+        f"ratio {cached / original_speed:.2f}x ({cached_spread}); feature fill {fill_seconds:.1f} s; "
+        f"over the config's {epochs} epochs incl. the fill {amortised:.1f} img/s "
+        f"({amortised / original_speed:.2f}x)"
+    )
+    record(
+        f"ResNet-50 training, frozen through layer3, {args.size} px, batch {args.batch}",
+        original_speed,
+        cached,
+        "img/s",
+        ">= 4",
+        f"feature cache, {args.views} views, median epoch after a {fill_seconds:.0f} s fill "
+        f"({cached_spread}); "
+        f"{amortised / original_speed:.2f}x over {epochs} epochs incl. the fill; "
+        f"without the cache {ours_speed / original_speed:.2f}x",
+    )
 
 
-def cached_epochs(
-    model, images: torch.Tensor, labels: list[int], args, cache: Path, device
-) -> tuple[float, float]:
-    """Our loop on the frozen-feature cache: (img/s of an epoch after the fill, fill seconds)."""
+def interleaved(arms: dict, repeats: int) -> dict[str, list[float]]:
+    """img/s of each arm's epoch: one warm-up each, then `repeats` rounds running every arm once, so a
+    slow spell of the machine hits all arms alike."""
+    for run in arms.values():
+        run()
+    speeds: dict[str, list[float]] = {label: [] for label in arms}
+    for _ in range(repeats):
+        for label, run in arms.items():
+            speeds[label].append(run())
+    return speeds
+
+
+def cached_arm(model, images: torch.Tensor, labels: list[int], args, cache: Path, device):
+    """(one epoch of our loop on the frozen-feature cache -> img/s, seconds the fill took)."""
     prefix, rest = frozen_split(model)
     geometry_only = AugmentationConfig(bias_field=0, gamma=0, contrast=0, noise=0)
     inputs = ModelInput(InputNormalization.fixed(*NORM), build_augmentation(geometry_only))
@@ -174,14 +195,14 @@ def cached_epochs(
     settings = device_settings(device)
     rest.to(device, memory_format=torch.channels_last if settings.channels_last else torch.contiguous_format)
     optimizer = our_optimizer(rest)
-    speeds = []
-    for epoch in (1, 2):  # the first is the warm-up
-        data.set_epoch(epoch)
-        metrics = run_epoch(
-            rest, loader, settings, CLASSES, nn.CrossEntropyLoss(), Precomputed.train, optimizer
-        )
-        speeds.append(metrics["images_per_s"])
-    return speeds[-1], fill_seconds
+    epochs = iter(range(1, 10**6))
+
+    def epoch() -> float:
+        data.set_epoch(next(epochs))
+        loss = nn.CrossEntropyLoss()
+        return run_epoch(rest, loader, settings, CLASSES, loss, Precomputed.train, optimizer)["images_per_s"]
+
+    return epoch, fill_seconds
 
 
 def main() -> None:
@@ -194,6 +215,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=ModelConfig(model_name="resnet50").num_workers or 2)
     parser.add_argument("--models", nargs="+", default=["neuroflux_cnn", "resnet50"])
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timed epochs per arm")
     parser.add_argument("--views", type=int, default=ModelConfig(model_name="resnet50").feature_cache_views)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -7,7 +7,6 @@ import functools
 import logging
 import pickle
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,13 +32,7 @@ SMALL = 64  # image size that keeps CPU tests fast
 RESNET_SIZE = 32  # smallest input ResNet-50 reduces to 1x1; its head does not depend on image size
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """Tiny CPU forwards are slower multi-threaded, badly so when other processes share the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,9 @@ from neuroflux_lib.tracking import (
     sync_command,
 )
 from neuroflux_lib.training.loop import fit
-from tests.lib.test_training import CLASSES, INPUTS, cnn, config, datasets, one_thread  # noqa: F401 (autouse)
+from tests.lib.test_training import CLASSES, INPUTS, cnn, config, datasets
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_offline_run_holds_config_per_epoch_history_and_summary(tmp_path, isolated_wandb_env):
