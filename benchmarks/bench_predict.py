@@ -196,7 +196,7 @@ def bench_model(name: str, size: int, normalization, paths: list[str], tmp: Path
             round(original_ms, 2),
             round(single["ours: predict(file), PyTorch eager (no export)"]["p50"], 2),
             "ms",
-            note="eager channels_last; the headline's target applies to the default deployment (exported)",
+            note="eager channels_last, what load_predictor() runs until `neuroflux export` is run",
         )
         record(
             "CNN c=32 224 px batch-of-32 predict throughput",

@@ -158,28 +158,6 @@ def training_curves_png(
     return figure_png(fig)
 
 
-def reliability_png(calibration: dict, title: str = "") -> bytes:
-    """Accuracy vs confidence per bin (the diagonal is perfect calibration), bin counts underneath."""
-    edges = np.asarray(calibration["edges"])
-    centres = (edges[:-1] + edges[1:]) / 2
-    width = edges[1] - edges[0]
-    accuracy = np.array([np.nan if a is None else a for a in calibration["accuracy"]], dtype=float)
-    confidence = np.array([np.nan if c is None else c for c in calibration["confidence"]], dtype=float)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=[3, 1], sharex=True)
-    top.bar(centres, np.nan_to_num(accuracy), width=width * 0.9, label="accuracy", color="#4c72b0")
-    top.plot(confidence, accuracy, "o", color="#dd8452", label="mean confidence")
-    top.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfectly calibrated")
-    top.set_ylabel("accuracy")
-    top.set_ylim(0, 1)
-    top.legend(loc="upper left")
-    top.set_title(title or f"Reliability diagram (ECE {calibration['ece']:.3f})")
-    bottom.bar(centres, calibration["count"], width=width * 0.9, color="#8c8c8c")
-    bottom.set_xlabel("confidence of the predicted class")
-    bottom.set_ylabel("images")
-    bottom.set_xlim(0, 1)
-    return figure_png(fig)
-
-
 def intervals_png(rows: pd.DataFrame, title: str = "", chance: float | None = None) -> bytes:
     """A point per predictor with its 95% interval (columns `name`, `estimate`, `low`, `high`)."""
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.5))
