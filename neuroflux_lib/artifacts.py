@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import neuroflux_lib
+from neuroflux_lib.data.discovery import sha256_file
 from neuroflux_lib.data.normalization import InputNormalization
 from neuroflux_lib.errors import ArtifactError
 from neuroflux_lib.models import build_model
@@ -62,6 +63,12 @@ class ArtifactMeta:
     @property
     def input_normalization(self) -> InputNormalization:
         return InputNormalization.from_dict(self.normalization)
+
+
+def weights_sha256(artifact: str | Path) -> str:
+    """sha256 of the artifact's weights file: which weights a report, an ONNX export or a prediction
+    belongs to."""
+    return sha256_file(Path(artifact) / WEIGHTS_FILE)
 
 
 def _meta_json(meta: ArtifactMeta) -> str:

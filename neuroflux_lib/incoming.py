@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neuroflux_lib.artifacts import WEIGHTS_FILE, read_meta
+from neuroflux_lib.artifacts import read_meta, weights_sha256
 from neuroflux_lib.data.broken import broken_reasons
-from neuroflux_lib.data.discovery import _list_class_files, sha256_file
+from neuroflux_lib.data.discovery import list_image_files
 from neuroflux_lib.data.imageio import DEFAULT_MAX_PIXELS
 from neuroflux_lib.data.outliers import spread_floor
 from neuroflux_lib.data.quality import STAT_COLUMNS, compute_quality
@@ -100,8 +100,8 @@ def with_model_class_mix(
     weights digest). A model does not predict the label mix (class-balanced training makes it predict the
     rare classes more often), so comparing with the labels would warn on every batch. Without such a
     report the label counts stay, and `class_source` says so."""
-    version = model_identity(artifact)["model_version"]
-    digest = sha256_file(Path(artifact) / WEIGHTS_FILE)
+    digest = weights_sha256(artifact)
+    version = model_identity(artifact, digest)["model_version"]
     for name, folder in sorted(evaluation_reports.items()):
         report_file = Path(folder) / REPORT_FILES["report"]
         predictions_file = Path(folder) / REPORT_FILES["predictions"]
@@ -131,7 +131,7 @@ def batch_folders(incoming_dir: str | Path) -> list[str]:
     return sorted(
         folder.name
         for folder in root.iterdir()
-        if folder.is_dir() and not folder.name.startswith(".") and _list_class_files(folder)[0]
+        if folder.is_dir() and not folder.name.startswith(".") and list_image_files(folder)[0]
     )
 
 
@@ -157,11 +157,11 @@ def out_of_range_reasons(
     )
 
 
-def model_identity(artifact: str | Path) -> dict[str, str]:
+def model_identity(artifact: str | Path, weights: str | None = None) -> dict[str, str]:
     """The model version columns: `<architecture>-<first 12 hex of the weights' sha256>`, the data version
-    it was trained on and its config digest."""
+    it was trained on and its config digest (`weights`: the sha256, when the caller has it already)."""
     meta = read_meta(artifact)
-    weights = sha256_file(Path(artifact) / WEIGHTS_FILE)
+    weights = weights or weights_sha256(artifact)
     return {
         "model_version": f"{meta.architecture}-{weights[:12]}",
         "model_architecture": meta.architecture,
@@ -202,7 +202,7 @@ def score_batch(
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"batch folder not found: {folder}")
-    images, _ignored = _list_class_files(folder)
+    images, _ignored = list_image_files(folder)
     if not images:
         raise DataError(f"no image files in {folder}")
     quality = compute_quality([str(p) for p in images], workers, max_pixels)

@@ -96,7 +96,7 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _list_class_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
+def list_image_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
     images, ignored = [], []
     for root, dirs, files in os.walk(class_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -131,7 +131,7 @@ def discover_images(
     for class_name in class_names:
         if class_name in missing:
             continue
-        images, other = _list_class_files(data_dir / class_name)
+        images, other = list_image_files(data_dir / class_name)
         rows.extend((str(p), class_name) for p in images)
         ignored.extend(str(p) for p in other)
 

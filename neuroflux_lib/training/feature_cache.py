@@ -151,8 +151,8 @@ def cached_features(
     root = Path(root) / key
     digests = [pixel_digest(image) for image in images.numpy()]
     files = [root / sha[:2] / f"{sha}.npy" for sha in digests]
-    todo = list(dict.fromkeys(i for i, path in enumerate(files) if not path.exists()))
-    unique_todo = list({digests[i]: i for i in todo}.values())
+    missing = [i for i, path in enumerate(files) if not path.exists()]
+    unique_todo = list({digests[i]: i for i in missing}.values())  # identical images share an entry
     # The memory format training uses on this device (convolutions may round differently in another).
     layout = (
         torch.channels_last
@@ -172,7 +172,7 @@ def cached_features(
             for i, array in zip(chunk, features.numpy(), strict=True):
                 _write(files[i], array)
             bar.update(len(chunk))
-    return files, len(unique_todo), len(files) - len(todo)
+    return files, len(unique_todo), len(files) - len(missing)
 
 
 class FeatureDataset(Dataset):

@@ -15,16 +15,15 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from neuroflux_lib.artifacts import (
-    WEIGHTS_FILE,
     ArtifactMeta,
     load_artifact,
     read_meta,
     save_artifact,
     update_meta,
+    weights_sha256,
 )
 from neuroflux_lib.config import DatasetConfig, ModelConfig
 from neuroflux_lib.data.augmentation import build_augmentation
-from neuroflux_lib.data.discovery import sha256_file
 from neuroflux_lib.data.image_cache import cached_arrays
 from neuroflux_lib.data.normalization import ModelInput
 from neuroflux_lib.data.splits import data_version
@@ -373,7 +372,7 @@ def evaluate_artifact(
     report = classification_summary(y_true, probabilities, meta.class_names)
     report.update(trust_summary(meta, test, y_true, probabilities, splits, baselines, confound, held_out))
     report["calibration"] = calibration_report(y_true, logits, meta.temperature)  # ECE before and after T
-    report["artifact_digest"] = sha256_file(Path(artifact_dir) / WEIGHTS_FILE)
+    report["artifact_digest"] = weights_sha256(artifact_dir)
     predictions = predictions_table(test["path"].tolist(), y_true, probabilities, meta.class_names)
     history = meta.training.get("history", [])
     best_epoch = meta.training.get("best_epoch", "?")
