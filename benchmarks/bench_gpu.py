@@ -57,10 +57,11 @@ def synthetic(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     return rng.integers(0, 256, (n, size, size), dtype=np.uint8), rng.integers(0, len(CLASSES), n)
 
 
-def loader(images: np.ndarray, labels: np.ndarray, args, settings: DeviceSettings, train: bool) -> DataLoader:
+def loader(dataset, args, settings: DeviceSettings, train: bool) -> DataLoader:
+    """As `training.fit` builds its loaders: CPU workers, pinned memory, workers kept between epochs."""
     workers = loader_workers(args.workers, settings.device)
     return DataLoader(
-        ImageTensorDataset(images, labels),
+        dataset,
         batch_size=args.batch,
         shuffle=train,
         drop_last=train,
@@ -115,11 +116,10 @@ def cached_training(
         start = time.perf_counter()
         files, _, _ = cached_features(
             prefix, torch.from_numpy(images), inputs, tmp, "bench", views=args.views, augment=True,
-            device=settings.device,
+            settings=settings,
         )  # fmt: skip
         fill = time.perf_counter() - start
-        data = FeatureDataset(files, labels)
-        batches = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True)
+        batches = loader(FeatureDataset(files, labels), args, settings, train=True)
         speed = images_per_s(rest, FEATURES, batches, settings, train=True)
     return f"with the feature cache: train {speed:8.1f} img/s (fill of {args.views} views {fill:.1f} s)   "
 
@@ -136,7 +136,7 @@ def bench_model(name: str, args, settings: DeviceSettings) -> None:
     images, labels = synthetic(args.images, args.size)
     results = {}
     for train in (True, False):
-        batches = loader(images, labels, args, settings, train)
+        batches = loader(ImageTensorDataset(images, labels), args, settings, train)
         results["train" if train else "infer", "loop"] = images_per_s(model, inputs, batches, settings, train)
         results["train" if train else "infer", "model"] = images_per_s(
             model, inputs, on_device(batches, settings), settings, train

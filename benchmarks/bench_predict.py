@@ -196,7 +196,7 @@ def bench_model(name: str, size: int, normalization, paths: list[str], tmp: Path
             round(original_ms, 2),
             round(single["ours: predict(file), PyTorch eager (no export)"]["p50"], 2),
             "ms",
-            note="eager channels_last, what load_predictor() runs until `neuroflux export` is run",
+            note="eager channels_last: a model folder without an export (production_model exports itself)",
         )
         record(
             "CNN c=32 224 px batch-of-32 predict throughput",

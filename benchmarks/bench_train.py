@@ -13,6 +13,7 @@ Without --data, a small demo set (scale 0.2) is generated into a temporary folde
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -34,6 +35,7 @@ from neuroflux_lib.demo.generator import generate_demo_dataset
 from neuroflux_lib.models import ResNet50Classifier, build_model
 from neuroflux_lib.training.feature_cache import FeatureDataset, Precomputed, cached_features, frozen_split
 from neuroflux_lib.training.loop import (
+    DeviceSettings,
     ImageTensorDataset,
     device_settings,
     make_optimizer,
@@ -85,14 +87,19 @@ def our_optimizer(model: nn.Module) -> torch.optim.Optimizer:
     return make_optimizer([p for p in model.parameters() if p.requires_grad], settings)
 
 
-def ours_epoch(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
+def ours_epoch(model: nn.Module, loader: DataLoader, settings: DeviceSettings) -> float:
     """With the same flip + affine as the original, batched on the device, and 0.5/0.5 normalisation."""
     optimizer = our_optimizer(model)
     geometry_only = AugmentationConfig(bias_field=0, gamma=0, contrast=0, noise=0)
     inputs = ModelInput(InputNormalization.fixed(*NORM), build_augmentation(geometry_only))
-    settings = device_settings(device)
     metrics = run_epoch(model, loader, settings, CLASSES, nn.CrossEntropyLoss(), inputs.train, optimizer)
     return metrics["images_per_s"]
+
+
+def precisions(device: torch.device) -> dict[str, DeviceSettings]:
+    """Our loop as it trains by default (`mixed_precision` auto: bf16 autocast where the CPU has native
+    bf16) and in float32, so the table says what mixed precision bought."""
+    return {"": device_settings(device), " float32": device_settings(device, mixed_precision="off")}
 
 
 def bench_training(name: str, paths: list[str], labels: list[int], args, cache: Path) -> None:
@@ -119,15 +126,14 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
         shuffle=True,
         drop_last=True,
     )
-    arms = {
-        "original": lambda: original_epoch(model, original, device),
-        "ours": lambda: ours_epoch(model, ours, device),
-    }
-    fill_seconds = None
-    if name == "resnet50":
-        arms["cached"], fill_seconds = cached_arm(
-            model, torch.from_numpy(images), labels, args, cache, device
-        )
+    arms = {"original": lambda: original_epoch(model, original, device)}
+    fills = {}
+    for label, settings in precisions(device).items():
+        arms[f"ours{label}"] = functools.partial(ours_epoch, model, ours, settings)
+        if name == "resnet50":
+            arms[f"cached{label}"], fills[label] = cached_arm(
+                model, torch.from_numpy(images), labels, args, cache, settings
+            )
     speeds = interleaved(arms, args.repeats)
     original_speed = statistics.median(speeds["original"])
 
@@ -136,35 +142,47 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
         spread = f"per-round ratio {min(ratios):.2f}-{max(ratios):.2f}x, {args.repeats} rounds"
         return statistics.median(speeds[arm]), spread
 
+    precision = device_settings(device).precision
+    for label in precisions(device):
+        ours_speed, ours_spread = summary(f"ours{label}")
+        arm = f"ours{label or f' ({precision})'}"
+        print(
+            f"{name:<14} {args.size}px  original {original_speed:7.1f} img/s   {arm} {ours_speed:7.1f} img/s"
+            f"   ratio {ours_speed / original_speed:.2f}x ({ours_spread}; "
+            f"image cache fill {cache_seconds:.1f} s)"
+        )
     ours_speed, ours_spread = summary("ours")
-    print(
-        f"{name:<14} {args.size}px  original {original_speed:7.1f} img/s   ours {ours_speed:7.1f} img/s   "
-        f"ratio {ours_speed / original_speed:.2f}x ({ours_spread}; image cache fill {cache_seconds:.1f} s)"
-    )
+    fp32_ratio = statistics.median(speeds["ours float32"]) / original_speed
     if name != "resnet50":
         figure = f"{name} c=32 training, {args.size} px, batch {args.batch}"
-        record(figure, original_speed, ours_speed, "img/s", ">= 1.5", f"median epoch; {ours_spread}")
+        note = f"median epoch, {precision}; {ours_spread}; float32 {fp32_ratio:.2f}x"
+        record(figure, original_speed, ours_speed, "img/s", ">= 1.5", note)
         return
-    cached, cached_spread = summary("cached")
     epochs = ModelConfig(model_name="resnet50").num_epochs
     n = len(labels)
-    amortised = n * epochs / (fill_seconds + n * epochs / cached)
-    print(
-        f"{name:<14} {args.size}px  ours + feature cache ({args.views} views) {cached:7.1f} img/s per epoch, "
-        f"ratio {cached / original_speed:.2f}x ({cached_spread}); feature fill {fill_seconds:.1f} s; "
-        f"over the config's {epochs} epochs incl. the fill {amortised:.1f} img/s "
-        f"({amortised / original_speed:.2f}x)"
-    )
+    for label in precisions(device):
+        cached, cached_spread = summary(f"cached{label}")
+        amortised = n * epochs / (fills[label] + n * epochs / cached)
+        arm = f"ours + feature cache ({args.views} views){label or f' ({precision})'}"
+        print(
+            f"{name:<14} {args.size}px  {arm} {cached:7.1f} img/s per epoch, ratio "
+            f"{cached / original_speed:.2f}x ({cached_spread}); feature fill {fills[label]:.1f} s; over the "
+            f"config's {epochs} epochs incl. the fill {amortised:.1f} img/s "
+            f"({amortised / original_speed:.2f}x)"
+        )
+    cached, cached_spread = summary("cached")
+    amortised = n * epochs / (fills[""] + n * epochs / cached)
+    fp32_cached = statistics.median(speeds["cached float32"]) / original_speed
     record(
         f"ResNet-50 training, frozen through layer3, {args.size} px, batch {args.batch}",
         original_speed,
         cached,
         "img/s",
         ">= 4",
-        f"feature cache, {args.views} views, median epoch after a {fill_seconds:.0f} s fill "
-        f"({cached_spread}); "
-        f"{amortised / original_speed:.2f}x over {epochs} epochs incl. the fill; "
-        f"without the cache {ours_speed / original_speed:.2f}x",
+        f"feature cache, {args.views} views, {precision}, median epoch after a {fills['']:.0f} s fill "
+        f"({cached_spread}); {amortised / original_speed:.2f}x over {epochs} epochs incl. the fill; "
+        f"float32 {fp32_cached:.2f}x; without the cache {ours_speed / original_speed:.2f}x "
+        f"(float32 {fp32_ratio:.2f}x)",
     )
 
 
@@ -180,20 +198,21 @@ def interleaved(arms: dict, repeats: int) -> dict[str, list[float]]:
     return speeds
 
 
-def cached_arm(model, images: torch.Tensor, labels: list[int], args, cache: Path, device):
+def cached_arm(model, images: torch.Tensor, labels: list[int], args, cache: Path, settings: DeviceSettings):
     """(one epoch of our loop on the frozen-feature cache -> img/s, seconds the fill took)."""
     prefix, rest = frozen_split(model)
     geometry_only = AugmentationConfig(bias_field=0, gamma=0, contrast=0, noise=0)
     inputs = ModelInput(InputNormalization.fixed(*NORM), build_augmentation(geometry_only))
     start = time.perf_counter()
     files, _, _ = cached_features(
-        prefix, images, inputs, cache / "features", "bench", views=args.views, augment=True, device=device
-    )
+        prefix, images, inputs, cache / "features", f"bench-{settings.precision}", views=args.views,
+        augment=True, settings=settings,
+    )  # fmt: skip
     fill_seconds = time.perf_counter() - start
     data = FeatureDataset(files, labels)
     loader = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True)
-    settings = device_settings(device)
-    rest.to(device, memory_format=torch.channels_last if settings.channels_last else torch.contiguous_format)
+    layout = torch.channels_last if settings.channels_last else torch.contiguous_format
+    rest.to(settings.device, memory_format=layout)
     optimizer = our_optimizer(rest)
     epochs = iter(range(1, 10**6))
 

@@ -294,7 +294,8 @@ def _train(args: argparse.Namespace) -> int:
     if trained:
         meta = {k: v.value for k, v in trained[-1].metadata.items()}
         print(
-            f"\n{session.model.model_name}: {meta['epochs_run']} epochs on {meta['device']}, best epoch "
+            f"\n{session.model.model_name}: {meta['epochs_run']} epochs on {meta['device']} "
+            f"({meta['precision']}), best epoch "
             f"{meta['best_epoch']} ({meta['monitor']}), weights {meta['weights_origin']}, frozen layers "
             f"{meta['frozen_layers']}\nNormalization: {meta['normalization']}\n"
             f"Augmentation: {meta['augmentation']}\nFrozen-feature cache: {meta['feature_cache']}\n"

@@ -229,6 +229,7 @@ def _training(meta: ArtifactMeta) -> list[str]:
         + (f" = {best:.4f}" if isinstance(best, float) else "")
         + (", stopped early" if training.get("stopped_early") else ""),
         f"- hardware: {training.get('hardware') or training.get('device', 'unknown')}",
+        f"- precision: {training.get('precision', 'float32')}",
         f"- training time: {_duration(seconds)} in training passes over {len(history)} epoch(s) "
         "(validation passes not included)",
         f"- library version {meta.library_version}, config digest `{meta.config_digest or 'unknown'}`",

@@ -17,6 +17,7 @@ from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.promotion import choose_production
 from neuroflux_lib.evaluation.report import read_report
+from neuroflux_lib.export import export_for_serving
 from neuroflux_lib.model_card import write_model_card
 from neuroflux_lib.paths import StoragePaths
 from neuroflux_lib.tracking.wandb_run import publish_model
@@ -74,6 +75,8 @@ def production_model(
     card = write_model_card(
         staging, meta, dataset_splits, read_report(evaluation_report[promotion.model])
     ).read_text()
+    serving = export_for_serving(staging)
+    context.log.info(f"serving backend: {serving}")
     run_id = context.run.run_id
     uploaded = publish_model(
         tracking.settings(dataset.dataset_config().storage_dir),
@@ -108,6 +111,7 @@ def production_model(
             "data_version": meta.data_version or "",
             "not_promoted": md.bullet_list(f"{r.model}: {r.why}" for r in others.itertuples()),
             "temperature": float(meta.temperature),
+            "serving": serving,
             "model_card": dg.MetadataValue.md(card),
             "wandb_artifact": dg.MetadataValue.url(uploaded) if uploaded.startswith("http") else uploaded,
         },

@@ -235,6 +235,7 @@ def trained_model(
                 "frozen_layers": meta.frozen_layers,
                 "normalization": meta.normalization,
                 "device": fit.device,
+                "precision": fit.precision,
             }
         )
         tracked.set_summary(
@@ -259,6 +260,7 @@ def trained_model(
             "monitor": f"{config.monitor} = {fit.best_metric:.4f}",
             "stopped_early": fit.stopped_early,
             "device": fit.device,
+            "precision": fit.precision,
             "weights_origin": weights,
             "weights_name": meta.weights_name or "",
             "frozen_layers": ", ".join(meta.frozen_layers) or "none (every layer trained)",

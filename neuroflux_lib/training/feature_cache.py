@@ -10,7 +10,9 @@ reuses its entry; every Optuna trial of a study (same frozen weights) reuses the
 With online augmentation, K augmented views are stored per image (view k of an image is drawn from a
 seed derived from its pixels and k, so it is the same whichever run computes it) and each epoch samples
 one view per image from a seed of (seed, epoch), so a resumed run sees the same views. The prefix runs
-in eval mode in float32, so cached features are bit-identical to the uncached forward's.
+in eval mode with the training's precision and memory format (`DeviceSettings`: bf16 autocast where
+training uses it; entries are stored as float32), so cached features are bit-identical to the uncached
+forward's, and the precision is part of the key.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from neuroflux_lib.data.normalization import ModelInput
-from neuroflux_lib.training.loop import device_settings
+from neuroflux_lib.training.loop import DeviceSettings, device_settings
 
 logger = logging.getLogger(__name__)
 
 #: Bumped when the way entries are computed changes (so old entries are never read as new ones).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+#: float32 on the CPU: what `cached_features` and `fill_cache` use unless told the training's settings.
+CPU_FLOAT32 = device_settings(torch.device("cpu"), mixed_precision="off")
 #: Images through the prefix at a time while filling the cache.
 FILL_BATCH = 32
 
@@ -65,10 +69,12 @@ def cache_key(
     normalization: Mapping[str, Any],
     augmentation: Mapping[str, Any] | None,
     views: int,
+    precision: str = "float32",
 ) -> str:
     """The folder name for one way of computing features; any change in what shapes them changes it."""
     parts = {
         "format": CACHE_FORMAT,
+        "precision": precision,
         "weights": prefix_digest,
         "image_size": image_size,
         "normalization": dict(normalization),
@@ -143,22 +149,20 @@ def cached_features(
     *,
     views: int = 1,
     augment: bool = False,
-    device: torch.device | str = "cpu",
+    settings: DeviceSettings = CPU_FLOAT32,
     progress: str | None = None,
 ) -> tuple[list[Path], int, int]:
     """Entry files (one per image, each (views, C, H, W) float32) for (N, S, S) uint8 `images`, computing
-    only the missing ones; returns (files, computed, reused)."""
+    only the missing ones with the training's device, precision and memory format (`settings`); returns
+    (files, computed, reused)."""
     root = Path(root) / key
     digests = [pixel_digest(image) for image in images.numpy()]
     files = [root / sha[:2] / f"{sha}.npy" for sha in digests]
     missing = [i for i, path in enumerate(files) if not path.exists()]
     unique_todo = list({digests[i]: i for i in missing}.values())  # identical images share an entry
     # The memory format training uses on this device (convolutions may round differently in another).
-    layout = (
-        torch.channels_last
-        if device_settings(torch.device(device)).channels_last
-        else torch.contiguous_format
-    )
+    device = settings.device
+    layout = torch.channels_last if settings.channels_last else torch.contiguous_format
     prefix = prefix.to(device, memory_format=layout).eval()
     n_views = views if augment else 1
     with tqdm(total=len(unique_todo), desc=progress, unit="img", disable=progress is None) as bar:
@@ -167,7 +171,8 @@ def cached_features(
             batch = torch.cat(
                 [_views(images[i].unsqueeze(0), digests[i], inputs, views, augment) for i in chunk]
             )
-            features = prefix(batch.to(device).contiguous(memory_format=layout)).float().cpu()
+            with settings.autocast():
+                features = prefix(batch.to(device).contiguous(memory_format=layout)).float().cpu()
             features = features.reshape(len(chunk), n_views, *features.shape[1:]).contiguous()
             for i, array in zip(chunk, features.numpy(), strict=True):
                 _write(files[i], array)
@@ -185,12 +190,14 @@ class FeatureDataset(Dataset):
             raise ValueError(f"{len(self.files)} feature files but {len(self.labels)} labels")
         self.seed = seed
         self.views = int(np.load(self.files[0], mmap_mode="r").shape[0]) if self.files else 1
-        self._chosen = torch.zeros(len(self.files), dtype=torch.long)
+        # Shared memory, written in place: persistent DataLoader workers (the CUDA default) hold a copy
+        # of this dataset made when they started, and must still see each epoch's choice.
+        self._chosen = torch.zeros(len(self.files), dtype=torch.long).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
         if self.views > 1:
             generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._chosen = torch.randint(self.views, (len(self.files),), generator=generator)
+            self._chosen.copy_(torch.randint(self.views, (len(self.files),), generator=generator))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -228,15 +235,15 @@ def fill_cache(
     augmentation: Mapping[str, Any] | None,
     views: int,
     seed: int,
-    device: torch.device | str = "cpu",
+    settings: DeviceSettings = CPU_FLOAT32,
     progress: bool = False,
 ) -> tuple[FeatureDataset, FeatureDataset, FeatureCacheInfo]:
     """Train and val feature datasets (train with `views` augmented views when `augmentation` is given)."""
     started = time.perf_counter()
     digest = weights_digest(prefix)
     normalization = inputs.normalization.to_dict()
-    train_key = cache_key(digest, image_size, normalization, augmentation, views)
-    val_key = cache_key(digest, image_size, normalization, None, 1)
+    train_key = cache_key(digest, image_size, normalization, augmentation, views, settings.precision)
+    val_key = cache_key(digest, image_size, normalization, None, 1, settings.precision)
     augment = augmentation is not None
     train_files, computed_t, reused_t = cached_features(
         prefix,
@@ -246,7 +253,7 @@ def fill_cache(
         train_key,
         views=views,
         augment=augment,
-        device=device,
+        settings=settings,
         progress="features (train)" if progress else None,
     )
     val_files, computed_v, reused_v = cached_features(
@@ -255,7 +262,7 @@ def fill_cache(
         inputs,
         root,
         val_key,
-        device=device,
+        settings=settings,
         progress="features (val)" if progress else None,
     )
     info = FeatureCacheInfo(

@@ -52,6 +52,7 @@ from neuroflux_lib.training.loop import (
     EpochCallback,
     FitResult,
     ImageTensorDataset,
+    device_settings,
     fit,
     resolve_device,
     seed_everything,
@@ -199,7 +200,7 @@ def fit_inputs(
         augmentation=config.augmentation.model_dump() if config.augment else None,
         views=config.feature_cache_views,
         seed=config.seed,
-        device=resolve_device(config.device),
+        settings=device_settings(resolve_device(config.device), config.mixed_precision),
         progress=progress,
     )
     return FitInputs(rest, train_features, val_features, Precomputed(), info)
@@ -269,6 +270,7 @@ def train_model(
             "best_metric": result.best_metric,
             "stopped_early": result.stopped_early,
             "device": result.device,
+            "precision": result.precision,
             "best_val": {k: v for k, v in best.items() if k.startswith("val_")},
             "train_images": len(train),
             "learn_check": learned.to_dict(),

@@ -142,6 +142,8 @@ def test_values_are_stored_as_parquet_json_and_folders(pipeline, demo_dataset: P
     assert (base / "evaluation_report" / LEARNS / "report.json").is_file()
     assert not (base / "evaluation_report" / STUCK).exists()
     assert (base / "production_model" / "model.json").is_file()
+    assert (base / "production_model" / "model.onnx").is_file()  # exported to serve with ONNX Runtime
+    assert not (base / "trained_model" / LEARNS / "model.onnx").exists()  # only what serves is exported
     assert not list(base.rglob("*.pkl")) and not list(base.rglob("*.pickle"))
 
 
@@ -187,6 +189,8 @@ def test_metadata_explains_each_asset(pipeline) -> None:
     production = latest_metadata(instance, "production_model")
     assert production["model"] == LEARNS and "macro-F1" in production["why"]
     assert LEARNS in production["candidates"] and STUCK not in production["candidates"]
+    assert production["serving"].startswith("ONNX Runtime")
+    assert production["model_card"].count("- precision: ") == 1
 
 
 def test_load_predictor_reads_the_instance(pipeline, demo_dataset: Path) -> None:
@@ -194,6 +198,7 @@ def test_load_predictor_reads_the_instance(pipeline, demo_dataset: Path) -> None
     image = next(demo_dataset.glob("PTE/*.jpg"))
     production = load_predictor(**kwargs)
     prediction = production.predict(image)
+    assert production.backend == "onnxruntime"  # the production folder carries its export
     assert prediction.label in file_dataset_config().class_names
     assert abs(sum(prediction.probabilities.values()) - 1) < 1e-4
     assert load_predictor(STUCK, **kwargs).meta.architecture == STUCK  # trained, even if not promoted

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from neuroflux_lib.config import AugmentationConfig, ModelConfig
 from neuroflux_lib.data.augmentation import build_augmentation
@@ -92,6 +93,33 @@ def test_cached_features_are_bit_identical_and_give_the_same_first_batch_loss(fr
     assert torch.equal(full, part)
 
 
+def test_with_bf16_autocast_the_cache_matches_the_uncached_mixed_precision_forward(frozen_resnet, tmp_path):
+    """Training on a CPU with native bf16 runs the whole model under autocast: the fill does too, so the
+    cached path still sees the uncached path's features and loss (and float32 entries are not reused)."""
+    bf16 = device_settings(torch.device("cpu"), bf16_supported=True)
+    batch, labels = images(), torch.arange(12) % 3
+    prefix, rest = frozen_split(frozen_resnet)
+    files, _, _ = cached_features(prefix, batch, INPUTS, tmp_path, "bf16", settings=bf16)
+    cached = load(files)[:, 0]
+    frozen_resnet.to(memory_format=torch.channels_last)
+    model_input = INPUTS.eval(batch.unsqueeze(1)).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), bf16.autocast():
+        uncached = prefix(model_input)
+    assert uncached.dtype == torch.bfloat16 and torch.equal(cached, uncached.float())
+
+    loss = nn.CrossEntropyLoss()
+    frozen_resnet.train()
+    with bf16.autocast():
+        torch.manual_seed(1)
+        full = loss(frozen_resnet(model_input).float(), labels)
+        torch.manual_seed(1)
+        part = loss(rest(cached).float(), labels)
+    assert torch.equal(full, part)
+    norm = INPUTS.normalization.to_dict()
+    digest = weights_digest(prefix)
+    assert cache_key(digest, SIZE, norm, None, 1, bf16.precision) != cache_key(digest, SIZE, norm, None, 1)
+
+
 def test_a_changed_weights_digest_or_image_size_invalidates(frozen_resnet, tmp_path):
     prefix, _ = frozen_split(frozen_resnet)
     norm = INPUTS.normalization.to_dict()
@@ -154,6 +182,23 @@ def test_augmented_views_are_stored_per_image_and_sampled_per_epoch(frozen_resne
     assert all(torch.equal(a, data[i][0]) for i, a in enumerate(first))  # a resumed epoch sees the same
     assert any(not torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert all(any(torch.equal(x, stored[i, v]) for v in range(3)) for i, x in enumerate(first))
+
+
+def test_persistent_loader_workers_see_each_epochs_views(tmp_path):
+    """On CUDA the loader keeps its worker processes between epochs: they must follow `set_epoch`."""
+    files = []
+    for i in range(4):  # view v of every image holds the value v
+        files.append(tmp_path / f"{i}.npy")
+        np.save(files[-1], np.arange(3, dtype=np.float32).reshape(3, 1, 1, 1) * np.ones((3, 2, 1, 1)))
+    data = FeatureDataset(files, [0, 1, 2, 0], seed=0)
+    loader = DataLoader(data, batch_size=4, num_workers=1, persistent_workers=True)
+    seen = {}
+    for epoch in (1, 2, 3):
+        data.set_epoch(epoch)
+        (features, _), expected = next(iter(loader)), [data[i][0][0, 0, 0].item() for i in range(4)]
+        seen[epoch] = features[:, 0, 0, 0].tolist()
+        assert seen[epoch] == expected
+    assert len({tuple(views) for views in seen.values()}) > 1
 
 
 @pytest.fixture

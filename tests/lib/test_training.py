@@ -10,6 +10,7 @@ from neuroflux_lib.data.normalization import InputNormalization, ModelInput
 from neuroflux_lib.models import build_model
 from neuroflux_lib.training.loop import (
     ImageTensorDataset,
+    cpu_has_native_bf16,
     device_settings,
     fit,
     loader_workers,
@@ -203,8 +204,14 @@ def test_loader_workers_follow_the_device():
 def test_device_selection():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
-    cpu = device_settings(torch.device("cpu"))
+    cpu = device_settings(torch.device("cpu"), bf16_supported=False)
     assert cpu.amp_dtype is None and cpu.channels_last and not cpu.pin_memory  # measured faster on CPU
+    assert cpu.precision == "float32"
+    native = device_settings(torch.device("cpu"), bf16_supported=True)  # AVX512-BF16 / AMX
+    assert native.amp_dtype == torch.bfloat16 and not native.needs_grad_scaler
+    assert native.precision == "bfloat16 autocast"
+    for device in ("cpu", "cuda"):  # "off": float32 everywhere
+        assert device_settings(torch.device(device), "off", bf16_supported=True).amp_dtype is None
     bf16 = device_settings(torch.device("cuda"), bf16_supported=True)
     assert bf16.amp_dtype == torch.bfloat16 and bf16.channels_last and not bf16.needs_grad_scaler
     fp16 = device_settings(torch.device("cuda"), bf16_supported=False)
@@ -212,6 +219,13 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_native_bf16("flags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16("flags\t\t: fpu sse avx2 avx512f avx512bw\n")  # bf16 emulated: slower
+    assert not cpu_has_native_bf16("Features\t: fp asimd bf16\n")  # not an x86 flags line
 
 
 @pytest.mark.parametrize(
