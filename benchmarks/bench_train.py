@@ -26,7 +26,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from neuroflux_lib.config import DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX, AugmentationConfig, ModelConfig
+from neuroflux_lib.config import (
+    DEFAULT_CLASS_NAMES,
+    DEFAULT_SUBJECT_REGEX,
+    AugmentationConfig,
+    ModelConfig,
+    load_model_config,
+    model_config_path,
+)
 from neuroflux_lib.data.augmentation import build_augmentation
 from neuroflux_lib.data.discovery import discover_images
 from neuroflux_lib.data.image_cache import cached_arrays
@@ -96,10 +103,11 @@ def ours_epoch(model: nn.Module, loader: DataLoader, settings: DeviceSettings) -
     return metrics["images_per_s"]
 
 
-def precisions(device: torch.device) -> dict[str, DeviceSettings]:
-    """Our loop as it trains by default (`mixed_precision` auto: bf16 autocast where the CPU has native
-    bf16) and in float32, so the table says what mixed precision bought."""
-    return {"": device_settings(device), " float32": device_settings(device, mixed_precision="off")}
+def precisions(name: str, device: torch.device) -> dict[str, DeviceSettings]:
+    """Our loop as the model's config trains it (its `mixed_precision`: bf16 autocast where the CPU has
+    native bf16, for the models that opt in) and in float32, so the table says what that bought."""
+    configured = load_model_config(model_config_path(name)).mixed_precision
+    return {"": device_settings(device, configured), " float32": device_settings(device, "off")}
 
 
 def bench_training(name: str, paths: list[str], labels: list[int], args, cache: Path) -> None:
@@ -128,7 +136,7 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
     )
     arms = {"original": lambda: original_epoch(model, original, device)}
     fills = {}
-    for label, settings in precisions(device).items():
+    for label, settings in precisions(name, device).items():
         arms[f"ours{label}"] = functools.partial(ours_epoch, model, ours, settings)
         if name == "resnet50":
             arms[f"cached{label}"], fills[label] = cached_arm(
@@ -142,8 +150,8 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
         spread = f"per-round ratio {min(ratios):.2f}-{max(ratios):.2f}x, {args.repeats} rounds"
         return statistics.median(speeds[arm]), spread
 
-    precision = device_settings(device).precision
-    for label in precisions(device):
+    precision = precisions(name, device)[""].precision
+    for label in precisions(name, device):
         ours_speed, ours_spread = summary(f"ours{label}")
         arm = f"ours{label or f' ({precision})'}"
         print(
@@ -160,7 +168,7 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
         return
     epochs = ModelConfig(model_name="resnet50").num_epochs
     n = len(labels)
-    for label in precisions(device):
+    for label in precisions(name, device):
         cached, cached_spread = summary(f"cached{label}")
         amortised = n * epochs / (fills[label] + n * epochs / cached)
         arm = f"ours + feature cache ({args.views} views){label or f' ({precision})'}"

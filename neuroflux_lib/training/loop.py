@@ -117,20 +117,21 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
 
 def device_settings(
-    device: torch.device, mixed_precision: str = "auto", bf16_supported: bool | None = None
+    device: torch.device, mixed_precision: str = "cuda", bf16_supported: bool | None = None
 ) -> DeviceSettings:
-    """Mixed precision (`mixed_precision` "auto"): on CUDA bf16 where supported, else fp16 with a grad
-    scaler; on a CPU with native bf16 (AVX512-BF16/AMX), bf16 autocast, which trained 1.3-2.1x faster
-    than float32 on 2 EPYC cores (benchmarks/README.md); otherwise float32. "off" is float32 everywhere.
-    channels_last on CUDA and on the CPU, where oneDNN's convolutions measured 10-25% faster with it."""
-    auto = mixed_precision == "auto"
+    """Mixed precision (`ModelConfig.mixed_precision`): on CUDA unless "off", bf16 where supported, else
+    fp16 with a grad scaler; on the CPU only with "auto" and native bf16 (AVX512-BF16/AMX), where it
+    trained 1.3-2.1x faster than float32 on 2 EPYC cores but cost resnet18_gray accuracy on 2 of 3 demo
+    seeds (benchmarks/README.md), hence opt-in per model. channels_last on CUDA and on the CPU, where
+    oneDNN's convolutions measured 10-25% faster with it."""
     if device.type != "cuda":
         cpu = device.type == "cpu"
         native = cpu_has_native_bf16() if bf16_supported is None else bf16_supported
-        return DeviceSettings(device, torch.bfloat16 if auto and cpu and native else None, cpu, False)
+        amp = torch.bfloat16 if mixed_precision == "auto" and cpu and native else None
+        return DeviceSettings(device, amp, cpu, False)
     if bf16_supported is None:
         bf16_supported = torch.cuda.is_bf16_supported()
-    amp = (torch.bfloat16 if bf16_supported else torch.float16) if auto else None
+    amp = (torch.bfloat16 if bf16_supported else torch.float16) if mixed_precision != "off" else None
     return DeviceSettings(device, amp, True, True)
 
 

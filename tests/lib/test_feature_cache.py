@@ -96,7 +96,7 @@ def test_cached_features_are_bit_identical_and_give_the_same_first_batch_loss(fr
 def test_with_bf16_autocast_the_cache_matches_the_uncached_mixed_precision_forward(frozen_resnet, tmp_path):
     """Training on a CPU with native bf16 runs the whole model under autocast: the fill does too, so the
     cached path still sees the uncached path's features and loss (and float32 entries are not reused)."""
-    bf16 = device_settings(torch.device("cpu"), bf16_supported=True)
+    bf16 = device_settings(torch.device("cpu"), "auto", bf16_supported=True)
     batch, labels = images(), torch.arange(12) % 3
     prefix, rest = frozen_split(frozen_resnet)
     files, _, _ = cached_features(prefix, batch, INPUTS, tmp_path, "bf16", settings=bf16)

@@ -207,9 +207,12 @@ def test_device_selection():
     cpu = device_settings(torch.device("cpu"), bf16_supported=False)
     assert cpu.amp_dtype is None and cpu.channels_last and not cpu.pin_memory  # measured faster on CPU
     assert cpu.precision == "float32"
-    native = device_settings(torch.device("cpu"), bf16_supported=True)  # AVX512-BF16 / AMX
+    native = device_settings(torch.device("cpu"), "auto", bf16_supported=True)  # AVX512-BF16 / AMX
     assert native.amp_dtype == torch.bfloat16 and not native.needs_grad_scaler
     assert native.precision == "bfloat16 autocast"
+    # "cuda" (the default): float32 on the CPU even with native bf16, mixed precision on CUDA
+    assert device_settings(torch.device("cpu"), "cuda", bf16_supported=True).amp_dtype is None
+    assert device_settings(torch.device("cuda"), "cuda", bf16_supported=True).amp_dtype == torch.bfloat16
     for device in ("cpu", "cuda"):  # "off": float32 everywhere
         assert device_settings(torch.device(device), "off", bf16_supported=True).amp_dtype is None
     bf16 = device_settings(torch.device("cuda"), bf16_supported=True)
