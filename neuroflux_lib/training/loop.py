@@ -121,9 +121,9 @@ def device_settings(
 ) -> DeviceSettings:
     """Mixed precision (`ModelConfig.mixed_precision`): on CUDA unless "off", bf16 where supported, else
     fp16 with a grad scaler; on the CPU only with "auto" and native bf16 (AVX512-BF16/AMX), where it
-    trained 1.3-2.1x faster than float32 on 2 EPYC cores but cost resnet18_gray accuracy on 2 of 3 demo
-    seeds (benchmarks/README.md), hence opt-in per model. channels_last on CUDA and on the CPU, where
-    oneDNN's convolutions measured 10-25% faster with it."""
+    trained 1.3-2.1x faster than float32 on 2 EPYC cores but lowered resnet18_gray's test macro-F1 on
+    each of 3 demo seeds (by 0.02-0.12, benchmarks/README.md), hence opt-in per model. channels_last on
+    CUDA and on the CPU, where oneDNN's convolutions measured 10-25% faster with it."""
     if device.type != "cuda":
         cpu = device.type == "cpu"
         native = cpu_has_native_bf16() if bf16_supported is None else bf16_supported
