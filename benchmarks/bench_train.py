@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import statistics
 import tempfile
 import time
@@ -136,7 +137,8 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
     )
     arms = {"original": lambda: original_epoch(model, original, device)}
     fills = {}
-    for label, settings in precisions(name, device).items():
+    settings_by_label = precisions(name, device)
+    for label, settings in settings_by_label.items():
         arms[f"ours{label}"] = functools.partial(ours_epoch, model, ours, settings)
         if name == "resnet50":
             arms[f"cached{label}"], fills[label] = cached_arm(
@@ -150,8 +152,8 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
         spread = f"per-round ratio {min(ratios):.2f}-{max(ratios):.2f}x, {args.repeats} rounds"
         return statistics.median(speeds[arm]), spread
 
-    precision = precisions(name, device)[""].precision
-    for label in precisions(name, device):
+    precision = settings_by_label[""].precision
+    for label in settings_by_label:
         ours_speed, ours_spread = summary(f"ours{label}")
         arm = f"ours{label or f' ({precision})'}"
         print(
@@ -168,9 +170,10 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
         return
     epochs = ModelConfig(model_name="resnet50").num_epochs
     n = len(labels)
-    for label in precisions(name, device):
+    amortised_by_label = {}
+    for label in settings_by_label:
         cached, cached_spread = summary(f"cached{label}")
-        amortised = n * epochs / (fills[label] + n * epochs / cached)
+        amortised = amortised_by_label[label] = n * epochs / (fills[label] + n * epochs / cached)
         arm = f"ours + feature cache ({args.views} views){label or f' ({precision})'}"
         print(
             f"{name:<14} {args.size}px  {arm} {cached:7.1f} img/s per epoch, ratio "
@@ -179,7 +182,7 @@ def bench_training(name: str, paths: list[str], labels: list[int], args, cache: 
             f"({amortised / original_speed:.2f}x)"
         )
     cached, cached_spread = summary("cached")
-    amortised = n * epochs / (fills[""] + n * epochs / cached)
+    amortised = amortised_by_label[""]
     fp32_cached = statistics.median(speeds["cached float32"]) / original_speed
     record(
         f"ResNet-50 training, frozen through layer3, {args.size} px, batch {args.batch}",
@@ -222,7 +225,7 @@ def cached_arm(model, images: torch.Tensor, labels: list[int], args, cache: Path
     layout = torch.channels_last if settings.channels_last else torch.contiguous_format
     rest.to(settings.device, memory_format=layout)
     optimizer = our_optimizer(rest)
-    epochs = iter(range(1, 10**6))
+    epochs = itertools.count(1)
 
     def epoch() -> float:
         data.set_epoch(next(epochs))

@@ -52,10 +52,9 @@ from neuroflux_lib.training.loop import (
     EpochCallback,
     FitResult,
     ImageTensorDataset,
-    device_settings,
     fit,
-    resolve_device,
     seed_everything,
+    training_settings,
 )
 
 logger = logging.getLogger(__name__)
@@ -200,7 +199,7 @@ def fit_inputs(
         augmentation=config.augmentation.model_dump() if config.augment else None,
         views=config.feature_cache_views,
         seed=config.seed,
-        settings=device_settings(resolve_device(config.device), config.mixed_precision),
+        settings=training_settings(config),
         progress=progress,
     )
     return FitInputs(rest, train_features, val_features, Precomputed(), info)
