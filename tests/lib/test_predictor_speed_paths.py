@@ -15,7 +15,7 @@ from neuroflux_assets.cli import main
 from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
 from neuroflux_lib.data.normalization import InputNormalization
 from neuroflux_lib.errors import ArtifactError
-from neuroflux_lib.export import ONNX_FILE, export_onnx
+from neuroflux_lib.export import ONNX_FILE, export_for_serving, export_onnx
 from neuroflux_lib.models import build_model
 from neuroflux_lib.predictor import Predictor
 from tests.factories import blob_image, write_gray
@@ -119,6 +119,21 @@ def test_onnx_backend_without_an_export_says_how_to_make_one(tmp_path):
     assert Predictor.from_artifact(path).backend == "torch"
     with pytest.raises(ArtifactError, match="neuroflux export --format onnx"):
         Predictor.from_artifact(path, backend="onnx")
+
+
+def test_a_failed_serving_export_leaves_a_working_pytorch_model_and_says_why(tmp_path, monkeypatch):
+    """Promotion exports the production folder; an exporter failure must not cost the promotion."""
+    path = save_model(tmp_path / "model")
+
+    def broken_exporter(*args, **kwargs):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_exporter)
+    served = export_for_serving(path)
+    assert served.startswith("PyTorch (ONNX export failed: RuntimeError: unsupported operator")
+    assert not (path / ONNX_FILE).exists() and not list(path.glob(f".{ONNX_FILE}*"))
+    predictor = Predictor.from_artifact(path)
+    assert predictor.backend == "torch" and predictor.predict(images(1)[0]).label in CLASSES
 
 
 def test_export_command_writes_the_onnx_file_that_predict_then_uses(tmp_path, capsys):
