@@ -4,9 +4,17 @@
 #
 # torch in requirements.lock is PyPI's CUDA build: `docker run --gpus all` trains on the GPU, and the same
 # image trains on the CPU without it (the `auto` device falls back).
-FROM python:3.11-slim
+#
+# BASE_IMAGE: any image with Python 3.11 and its venv module (python:3.11-slim, or Debian bookworm's
+# python3 + python3-venv, which is what CI builds when the registry's image cannot be pulled: `make image`).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# Everything is installed into a virtual environment, so a base whose system Python is marked
+# externally managed (PEP 668, Debian's) works the same as python:3.11-slim.
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -18,7 +26,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # uid 1000 matches the usual first user on Linux hosts, so bind-mounted data/ and storage/ stay writable;
 # other hosts run with `--user "$(id -u):$(id -g)"` (nothing in the image depends on the home folder).
-RUN useradd --create-home --uid 1000 --user-group neuroflux
+RUN useradd --create-home --uid 1000 --user-group neuroflux \
+    && python3 -m venv "$VIRTUAL_ENV" \
+    && "$VIRTUAL_ENV/bin/pip" install --upgrade "pip>=24"
 
 WORKDIR /app
 

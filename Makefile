@@ -14,7 +14,7 @@ DEMO_SEED ?= 0
 NEUROFLUX_PROFILE ?= cpu-demo
 DAGSTER_PORT ?= 3000
 
-.PHONY: install demo demo-data dev dagster-home test lint format bench lock
+.PHONY: install demo demo-data dev dagster-home test lint format bench lock image
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ demo-data: install
 # The main job: every asset materialized through Dagster (runs, metadata and checks then show in
 # `make dev`), both models trained and evaluated with the CPU demo profile, reports printed.
 demo: demo-data dagster-home
-	NEUROFLUX_PROFILE=$(NEUROFLUX_PROFILE) $(BIN)/python -m neuroflux_assets.pipeline --profile $(NEUROFLUX_PROFILE)
+	$(BIN)/neuroflux demo --profile $(NEUROFLUX_PROFILE)
 
 # Dagster reads dagster.yaml from DAGSTER_HOME (storage/): link the repo's one copy into it.
 dagster-home:
@@ -49,6 +49,14 @@ dev: install dagster-home  ## Dagster UI + daemon on http://127.0.0.1:$(DAGSTER_
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The Docker image of docs/deployment.md. Where python:3.11-slim cannot be pulled, a stand-in base is built
+# from Debian's packages first (.ci/docker.sh); without a Docker engine this says so in one line.
+IMAGE ?= neuroflux:latest
+image:
+	@source .ci/docker.sh && { docker_engine || exit 0; } && base=$$(python_base_image) && \
+		echo "make image: $(IMAGE) on $$base" && \
+		docker build --build-arg BASE_IMAGE="$$base" -t $(IMAGE) .
 
 lint: install
 	$(BIN)/ruff check .

@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from neuroflux_lib.config import DatasetConfig, load_config, with_overrides
+from neuroflux_lib.config import DatasetConfig, with_overrides
+from neuroflux_lib.config.resolve import load_config
 from neuroflux_lib.data.pipeline import run_preprocess
 from neuroflux_lib.demo.generator import generate_demo_dataset
 from neuroflux_lib.evaluation.comparison import compare

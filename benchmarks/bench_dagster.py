@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_dagster.py [--profile cpu-demo] [--seed 0] [--roo
 Both run as fresh processes on the same full-size demo set (generated once) with the same profile and W&B
 off, each in its own storage folder (cold image cache, new Optuna study), one after the other, timed
 wall-clock from process start to exit:
-- dagster: `python -m neuroflux_assets.pipeline --profile <profile + this data>` (what `make demo` runs:
+- dagster: `neuroflux demo --profile <profile + this data>` (what `make demo` runs:
   every asset, check and run, SQLite instance, the terminal summary);
 - plain: this file with `--plain`: `run_preprocess`, `reference_report`, then per model of the profile
   `run_study`, `choose_hyperparameters`, `train_model`, `evaluate_artifact`, `explain_report`, and
@@ -33,15 +33,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def plain(profile_path: Path) -> None:
-    from neuroflux_lib.config import DatasetConfig, ModelConfig, load_config, load_profile, model_config_path
+    from neuroflux_lib.config.resolve import profile_models, resolve_config
     from neuroflux_lib.data.pipeline import run_preprocess
     from neuroflux_lib.data.splits import data_version
-    from neuroflux_lib.evaluation.explanations import explain_report
+    from neuroflux_lib.evaluation.evaluate import evaluate_artifact
+    from neuroflux_lib.evaluation.gradcam_gallery import explain_report
     from neuroflux_lib.evaluation.promotion import Gate, choose_production
     from neuroflux_lib.evaluation.reference import baselines_of, reference_report
-    from neuroflux_lib.export import export_for_serving
-    from neuroflux_lib.paths import StoragePaths, config_dir
-    from neuroflux_lib.training.steps import evaluate_artifact, train_model
+    from neuroflux_lib.paths import StoragePaths
+    from neuroflux_lib.serving.export import export_for_serving
+    from neuroflux_lib.training.steps import train_model
     from neuroflux_lib.training.tuning import (
         StudySpec,
         choose_hyperparameters,
@@ -50,8 +51,7 @@ def plain(profile_path: Path) -> None:
         study_name,
     )
 
-    profile = load_profile(str(profile_path))
-    dataset = profile.apply_dataset(load_config(DatasetConfig, config_dir() / "dataset_config.json"))
+    dataset = resolve_config(profile=str(profile_path)).dataset
     storage = StoragePaths(dataset.storage_dir)
     stages: dict[str, float] = {}
     started = time.perf_counter()
@@ -66,8 +66,8 @@ def plain(profile_path: Path) -> None:
     reference = reference_report(pre.splits, dataset)
     lap("baselines")
     trained, reports = {}, {}
-    for name in profile.trained_models():
-        config = profile.apply_model(load_config(ModelConfig, model_config_path(name)))
+    for name in profile_models(str(profile_path)):
+        config = resolve_config(profile=str(profile_path), model=name).model
         spec = StudySpec(
             name=study_name(config, dataset, data_version(pre.splits)),
             storage=default_storage_url(dataset.storage_dir),
@@ -159,7 +159,7 @@ def main() -> None:
     if args.plain:
         plain(args.plain)
         return
-    from neuroflux_lib.config import load_profile
+    from neuroflux_lib.config.resolve import load_profile
     from neuroflux_lib.demo.generator import generate_demo_dataset
 
     data = args.root / "data"
@@ -186,7 +186,7 @@ def main() -> None:
         if mode == "plain":
             command = [sys.executable, __file__, "--plain", str(path)]
         else:
-            command = [sys.executable, "-m", "neuroflux_assets.pipeline", "--profile", str(path)]
+            command = [str(Path(sys.executable).parent / "neuroflux"), "demo", "--profile", str(path)]
         figures[mode], out = timed(command, env)
         print(f"{mode:<8} {figures[mode]:7.1f} s   {out.strip().splitlines()[-1][:150]}", flush=True)
         if mode == "plain":

@@ -34,12 +34,12 @@ from torch.utils.data import DataLoader
 
 from neuroflux_lib.config import DEFAULT_CLASS_NAMES, AugmentationConfig
 from neuroflux_lib.data.augmentation import build_augmentation
+from neuroflux_lib.data.datasets import ImageTensorDataset
 from neuroflux_lib.data.normalization import ModelInput
 from neuroflux_lib.models import MODEL_NAMES, ResNet50Classifier, build_model
 from neuroflux_lib.training.feature_cache import FeatureDataset, Precomputed, cached_features, frozen_split
 from neuroflux_lib.training.loop import (
     DeviceSettings,
-    ImageTensorDataset,
     device_settings,
     loader_workers,
     resolve_device,

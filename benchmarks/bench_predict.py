@@ -24,15 +24,15 @@ from pathlib import Path
 import torch
 from results import record
 
-from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
 from neuroflux_lib.config import DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX
 from neuroflux_lib.data.discovery import discover_images
 from neuroflux_lib.data.imageio import load_grayscale_or_raise
 from neuroflux_lib.data.normalization import InputNormalization
 from neuroflux_lib.demo.generator import generate_demo_dataset
-from neuroflux_lib.export import export_onnx, open_session, session_run
 from neuroflux_lib.models import build_model
-from neuroflux_lib.predictor import Predictor
+from neuroflux_lib.serving.artifacts import ArtifactMeta, save_artifact
+from neuroflux_lib.serving.export import export_onnx, open_session, session_run
+from neuroflux_lib.serving.predictor import Predictor
 
 CLASSES = list(DEFAULT_CLASS_NAMES)
 

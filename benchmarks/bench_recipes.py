@@ -23,29 +23,27 @@ import json
 import time
 from pathlib import Path
 
-from neuroflux_lib.config import (
-    DatasetConfig,
-    ModelConfig,
+from neuroflux_lib.config import DatasetConfig, ModelConfig, with_overrides
+from neuroflux_lib.config.resolve import (
     load_config,
-    load_profile,
     model_config_path,
-    with_overrides,
+    profile_models,
+    resolve_config,
 )
 from neuroflux_lib.data.pipeline import run_preprocess
 from neuroflux_lib.demo.generator import generate_demo_dataset
+from neuroflux_lib.evaluation.evaluate import evaluate_artifact
 from neuroflux_lib.evaluation.intervals import Interval
 from neuroflux_lib.evaluation.reference import baselines_of, reference_report
-from neuroflux_lib.paths import config_dir
-from neuroflux_lib.training.steps import evaluate_artifact, train_model
+from neuroflux_lib.training.steps import train_model
 
 
 def dataset_for(seed: int, data_root: Path, profile_name: str) -> DatasetConfig:
     data = data_root / f"seed{seed}"
     if not any(data.glob("*/*")):
         generate_demo_dataset(data, scale=1.0, seed=seed)
-    base = load_config(DatasetConfig, config_dir() / "dataset_config.json")
-    config = load_profile(profile_name).apply_dataset(base)
-    return with_overrides(config, {"data_dir": str(data), "storage_dir": str(data_root / f"storage{seed}")})
+    folders = {"data_dir": str(data), "storage_dir": str(data_root / f"storage{seed}")}
+    return resolve_config(profile=profile_name, dataset_values=folders).dataset
 
 
 def run(
@@ -69,16 +67,16 @@ def run(
         baselines=baselines_of(reference),
         confound=reference["confound"],
     )
-    comparison = evaluation.report["comparison"]
-    best = comparison["best_baseline"]
+    comparison = evaluation.report.comparison
+    best = comparison.best_baseline
     return {
         "seed": seed,
         "model": label,
-        "test_macro_f1": comparison["model"]["macro_f1"],
-        "val_macro_f1": evaluation.report.get("val_macro_f1"),
+        "test_macro_f1": comparison.model.macro_f1.as_dict(),
+        "val_macro_f1": evaluation.report.val_macro_f1,
         "best_baseline": best,
-        "baseline_test_macro_f1": comparison["baselines"][best]["test"]["macro_f1"],
-        "gain": comparison["difference"],
+        "baseline_test_macro_f1": comparison.baselines[best].test.macro_f1.as_dict(),
+        "gain": comparison.difference.as_dict(),
         "learned": trained.learned.passed,
         "learn_check": trained.learned.message,
         "epochs": len(trained.fit.history),
@@ -107,19 +105,17 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("/tmp/neuroflux-bench-recipes"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    profile = load_profile(args.profile)
-    names = args.models or profile.trained_models()
+    names = args.models or profile_models(args.profile)
     rows = []
     for seed in args.seeds:
         dataset = dataset_for(seed, args.data_root, args.profile)
         pre = run_preprocess(dataset)
         reference = reference_report(pre.splits, dataset)
-        recipes = {
-            name: profile.apply_model(load_config(ModelConfig, model_config_path(name))) for name in names
-        }
+        recipes = {name: resolve_config(profile=args.profile, model=name).model for name in names}
         if seed == args.original_seed:
-            new = recipes.get("neuroflux_cnn") or profile.apply_model(
-                load_config(ModelConfig, model_config_path("neuroflux_cnn"))
+            new = (
+                recipes.get("neuroflux_cnn")
+                or resolve_config(profile=args.profile, model="neuroflux_cnn").model
             )
             original = load_config(ModelConfig, model_config_path("neuroflux_cnn"))
             budget = {"image_size": new.image_size, "num_epochs": new.num_epochs}

@@ -27,15 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from neuroflux_lib.config import (
-    DEFAULT_CLASS_NAMES,
-    DEFAULT_SUBJECT_REGEX,
-    AugmentationConfig,
-    ModelConfig,
-    load_model_config,
-    model_config_path,
-)
+from neuroflux_lib.config import DEFAULT_CLASS_NAMES, DEFAULT_SUBJECT_REGEX, AugmentationConfig, ModelConfig
+from neuroflux_lib.config.resolve import load_model_config, model_config_path
 from neuroflux_lib.data.augmentation import build_augmentation
+from neuroflux_lib.data.datasets import ImageTensorDataset
 from neuroflux_lib.data.discovery import discover_images
 from neuroflux_lib.data.image_cache import cached_arrays
 from neuroflux_lib.data.normalization import InputNormalization, ModelInput
@@ -44,7 +39,6 @@ from neuroflux_lib.models import ResNet50Classifier, build_model
 from neuroflux_lib.training.feature_cache import FeatureDataset, Precomputed, cached_features, frozen_split
 from neuroflux_lib.training.loop import (
     DeviceSettings,
-    ImageTensorDataset,
     device_settings,
     make_optimizer,
     resolve_device,

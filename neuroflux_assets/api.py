@@ -1,38 +1,25 @@
 """Python access to materialized assets: `load_predictor()` from any process.
 
-Values are located through the Dagster instance in `storage/` (the same one `make dev` uses), so a
-model is only loadable once a run has materialized it.
+Values are located through the Dagster instance ($DAGSTER_HOME, else the one in the configured
+`storage_dir`, like the CLI) and loaded through the IO managers from the configured asset store, so a
+new process with the same profile and environment finds what a run (or another pod) stored; a model is
+only loadable once a run has materialized it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
+from neuroflux_assets.instance import has_materialization, project_instance
 from neuroflux_lib.errors import ConfigError, NotMaterializedError
-from neuroflux_lib.paths import project_root
-from neuroflux_lib.predictor import Predictor
+from neuroflux_lib.serving.predictor import Predictor
 
 
-def project_instance(storage_dir: str | Path | None = None) -> dg.DagsterInstance:
-    """$DAGSTER_HOME's instance when set, else one in `storage_dir` (default the project's `storage/`)
-    configured by the root dagster.yaml."""
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    from dagster._core.instance.ref import InstanceRef
-
-    storage = Path(storage_dir or project_root() / "storage")
-    storage.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(storage), config_dir=str(project_root())))
-
-
-def has_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> bool:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    )
-    return bool(records.records)
+def configured_instance(defs: dg.Definitions) -> dg.DagsterInstance:
+    """The instance of the `dataset` resource's `storage_dir` (the profile and environment in force)."""
+    return project_instance(defs.resources["dataset"].dataset_config().storage_dir)
 
 
 def artifact_path(
@@ -46,7 +33,7 @@ def artifact_path(
     from neuroflux_assets.partitions import model_partitions
 
     defs = defs or project_defs
-    instance = instance or project_instance()
+    instance = instance or configured_instance(defs)
     if model is not None and model not in model_partitions.get_partition_keys():
         raise ConfigError(f"unknown model {model!r}; expected one of {model_partitions.get_partition_keys()}")
     key = dg.AssetKey("production_model" if model is None else "trained_model")
@@ -79,11 +66,11 @@ def production_report(
 ) -> str:
     """The production model's name, why it was chosen, and its classification report."""
     from neuroflux_assets.definitions import defs as project_defs
-    from neuroflux_lib.artifacts import read_meta
     from neuroflux_lib.evaluation.report import read_report_text
+    from neuroflux_lib.serving.artifacts import read_meta
 
     defs = defs or project_defs
-    instance = instance or project_instance()
+    instance = instance or configured_instance(defs)
     path = artifact_path(None, instance=instance, defs=defs)
     meta = read_meta(path)
     event = instance.get_latest_materialization_event(dg.AssetKey("production_model"))

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterable
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from neuroflux_lib.tracking import TrackedRun
@@ -18,26 +19,46 @@ def image(png: bytes, alt: str = "plot") -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+# numpy dtype kinds -> the column types the UI shows; anything else (text, paths, mixed) is "string".
+_COLUMN_TYPES = {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime"}
 
 
-def markdown_table(frame: pd.DataFrame, index: bool = True, max_rows: int = 50) -> str:
-    """A markdown table (no tabulate dependency); long tables are cut with a note."""
+def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    """The frame's columns and their types: the asset's Columns tab (`dagster/column_schema`) and the
+    header of a table in its metadata."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(str(name), _COLUMN_TYPES.get(dtype.kind, "string"))
+            for name, dtype in frame.dtypes.items()
+        ]
+    )
+
+
+def _cell(value: object) -> str | int | float | bool | None:
+    """A JSON-safe cell: missing values empty, floats to 4 significant digits (as the UI is read)."""
+    if value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(f"{value:.4g}")
+    return str(value)
+
+
+def table(frame: pd.DataFrame, index: bool = True, max_rows: int = 50) -> dg.TableMetadataValue:
+    """A table the UI renders with typed columns; the index (when kept) becomes the first column. Only
+    the first `max_rows` rows are kept, since the event log stores every metadata value."""
     shown = frame.head(max_rows)
     if index:
         shown = shown.reset_index()
-    header = "| " + " | ".join(map(str, shown.columns)) + " |"
-    rule = "| " + " | ".join("---" for _ in shown.columns) + " |"
-    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    more = [f"\n_{len(frame) - max_rows} more rows not shown_"] if len(frame) > max_rows else []
-    return "\n".join([header, rule, *rows, *more])
-
-
-def table(frame: pd.DataFrame, index: bool = True, max_rows: int = 50) -> dg.MetadataValue:
-    return dg.MetadataValue.md(markdown_table(frame, index, max_rows))
+    shown = shown.rename(columns=str)
+    records = [
+        dg.TableRecord({name: _cell(value) for name, value in row.items()})
+        for row in shown.to_dict(orient="records")
+    ]
+    return dg.MetadataValue.table(records, schema=column_schema(shown))
 
 
 def bullet_list(items: Iterable[str], empty: str = "none") -> dg.MetadataValue:

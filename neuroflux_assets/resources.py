@@ -10,30 +10,22 @@ import torch
 from pydantic import Field, create_model
 
 from neuroflux_assets.settings import file_dataset_config, mirrored_fields, typed_values
-from neuroflux_lib.config import (
-    ConfigError,
-    DatasetConfig,
-    ModelConfig,
-    Profile,
-    absolute_folders,
+from neuroflux_lib.config import ConfigError, DatasetConfig, Profile
+from neuroflux_lib.config.resolve import (
+    PROFILE_ENV,
+    ResolvedConfig,
     available_profiles,
     load_profile,
-    resolve_dataset,
-    with_overrides,
+    profile_in_force,
+    resolve_config,
 )
 from neuroflux_lib.evaluation.promotion import Gate
-from neuroflux_lib.paths import StoragePaths, project_root
-from neuroflux_lib.tracking import TrackedRun, TrackingSettings, start_run
+from neuroflux_lib.paths import StoragePaths
+from neuroflux_lib.tracking import TrackedRun, TrackingSettings, choose_mode, start_run
 from neuroflux_lib.training.tuning import default_storage_url
 
-PROFILE_ENV = "NEUROFLUX_PROFILE"
 TRACKING_ENV = "NEUROFLUX_TRACKING"
 TRACKING_MODES = ("auto", "offline", "online", "disabled")
-
-
-def active_profile_name(explicit: str | None = None) -> str:
-    """The profile in force: the one given, else $NEUROFLUX_PROFILE, else `full`."""
-    return explicit or os.environ.get(PROFILE_ENV) or "full"
 
 
 class _DatasetResourceBase(dg.ConfigurableResource):
@@ -54,15 +46,26 @@ class _DatasetResourceBase(dg.ConfigurableResource):
 
     @property
     def profile_name(self) -> str:
-        return active_profile_name(self.profile)
+        return profile_in_force(self.profile)
 
     def load_profile(self) -> Profile:
         return load_profile(self.profile_name)
 
+    def resolve(
+        self, model: str | None = None, model_values: dict | None = None, compute: dict | None = None
+    ) -> ResolvedConfig:
+        """The configs in force for a run (`neuroflux_lib.config.resolve.resolve_config`): files < this
+        profile < launchpad values (these fields, and `model_values` for the model) < `compute`."""
+        return resolve_config(
+            profile=self.profile_name,
+            model=model,
+            dataset_values=typed_values(self, DatasetConfig.model_fields),
+            model_values=model_values,
+            compute=compute,
+        )
+
     def dataset_config(self) -> DatasetConfig:
-        typed = typed_values(self, DatasetConfig.model_fields)
-        config = resolve_dataset(file_dataset_config(), self.load_profile(), typed, self.profile_name)
-        return absolute_folders(config, project_root())
+        return self.resolve().dataset
 
     def storage(self) -> StoragePaths:
         return StoragePaths(self.dataset_config().storage_dir)
@@ -85,13 +88,9 @@ class ComputeResource(dg.ConfigurableResource):
     threads: int | None = Field(default=None, description="torch intra-op threads; None = torch default")
     workers: int | None = Field(default=None, description="DataLoader workers; None = the model config's")
 
-    def apply(self, config: ModelConfig) -> ModelConfig:
-        overrides: dict[str, object] = {}
-        if self.device != "auto":
-            overrides["device"] = self.device
-        if self.workers is not None:
-            overrides["num_workers"] = self.workers
-        return with_overrides(config, overrides, "compute resource") if overrides else config
+    def settings(self) -> dict[str, object]:
+        """The model-config values this resource sets (applied last by the resolver); None = not set."""
+        return {"device": None if self.device == "auto" else self.device, "num_workers": self.workers}
 
     def configure_torch(self) -> None:
         if self.threads:
@@ -101,15 +100,18 @@ class ComputeResource(dg.ConfigurableResource):
 class TrackingResource(dg.ConfigurableResource):
     """Weights & Biases: every training, tuning trial and evaluation becomes a run.
 
-    `auto` is `online` when an API key is configured (`api_key=EnvVar("WANDB_API_KEY")`, which
-    `definitions.py` wires when the variable is set; never type the key into the launchpad), else
-    `offline`: run folders under `<storage_dir>/wandb`, uploadable later with `neuroflux runs --sync`.
+    `auto` is `online` when W&B credentials are set up the way W&B users do it: an API key
+    (`api_key=EnvVar("WANDB_API_KEY")`, which `definitions.py` wires when the variable is set; never type
+    the key into the launchpad) or `wandb login` (wandb's own lookup, `choose_mode`); else `offline`: run
+    folders under `<storage_dir>/wandb`, uploadable later with `neuroflux runs --sync`. Each step logs
+    which mode it chose and why.
     """
 
     mode: str | None = Field(
         default=None,
         description=(
-            f"auto, offline, online or disabled; auto = online with an API key, else offline; "
+            f"auto, offline, online or disabled; auto = online with W&B credentials (an API key or "
+            f"`wandb login`), else offline; "
             f"unset = ${TRACKING_ENV}, else auto"
         ),
     )
@@ -124,10 +126,9 @@ class TrackingResource(dg.ConfigurableResource):
         mode = self.mode or os.environ.get(TRACKING_ENV) or "auto"
         if mode not in TRACKING_MODES:
             raise ConfigError(f"tracking mode must be one of {', '.join(TRACKING_MODES)}, got {mode!r}")
-        if mode == "auto":
-            mode = "online" if self.api_key else "offline"
+        chosen, reason = choose_mode(mode, self.api_key)
         root = self.dir or str(StoragePaths(storage_dir).wandb)
-        return TrackingSettings(mode, root, self.project, self.entity, self.api_key)
+        return TrackingSettings(chosen, root, self.project, self.entity, self.api_key, reason)
 
     def start(
         self,
@@ -139,8 +140,10 @@ class TrackingResource(dg.ConfigurableResource):
         """A run grouped under the Dagster run id, named `<model>-<job>-<run id>`, tagged with the model
         and profile; its config records the Dagster run id (the way back from W&B)."""
         run_id = context.run.run_id
+        settings = self.settings(dataset.dataset_config().storage_dir)
+        context.log.info(f"W&B tracking {settings.reason}")
         tracked = start_run(
-            self.settings(dataset.dataset_config().storage_dir),
+            settings,
             name=f"{context.partition_key}-{job_type}-{run_id[:8]}",
             job_type=job_type,
             group=run_id,

@@ -2,7 +2,7 @@
 
 Each field mirrors a key of `DatasetConfig` or `ModelConfig`. It defaults to unset (None) and its
 description shows the file's value; a value typed on the launchpad is applied whenever it is given.
-Precedence (decided in `neuroflux_lib.config`): file < profile (`configs/profiles/<name>.json`) < launchpad.
+Precedence (`neuroflux_lib.config.resolve`): file < profile (`configs/profiles/<name>.json`) < launchpad.
 """
 
 from __future__ import annotations
@@ -15,22 +15,27 @@ from typing import Any
 import dagster as dg
 from pydantic import BaseModel, Field, create_model
 
-from neuroflux_lib.config import (
-    DatasetConfig,
-    ModelConfig,
-    dataset_config_path,
-    load_config,
-    model_config_path,
-)
+from neuroflux_lib.config import DatasetConfig, ModelConfig
+from neuroflux_lib.config.resolve import dataset_config_path, load_config, model_config_path
 from neuroflux_lib.models.registry import MODEL_NAMES
 
 # Environment variable holding a shared Optuna storage URL (it may contain a password).
 OPTUNA_STORAGE_ENV = "NEUROFLUX_OPTUNA_STORAGE"
-# Steps that train (tuning trials, training) run in this concurrency pool (limit in dagster.yaml) and,
-# on Kubernetes with the k8s_job_executor, in a pod asking for one GPU (override per step through the
-# executor's `step_k8s_config`, docs/deployment.md).
+# Steps that train (tuning trials, training, cross-validation) run in this concurrency pool (limit in
+# dagster.yaml) and, on Kubernetes (`NEUROFLUX_EXECUTOR=k8s`: each step in its own pod, executors.py), in
+# a pod that asks for one GPU, tolerates the GPU nodes' taint and is placed on a GPU node (the label of
+# NVIDIA's GPU feature discovery). Only these steps: every other step's pod stays off the GPU nodes.
+# Override per step through the executor's `per_step_k8s_config` (docs/deployment.md).
 GPU_POOL = "gpu"
-GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+GPU_OP_TAGS = {
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+        "pod_spec_config": {
+            "node_selector": {"nvidia.com/gpu.present": "true"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+    }
+}
 # Fixed by the partition (model_name) or by the dataset's class list (num_classes): not launchpad knobs.
 MODEL_FIXED_KEYS = frozenset({"model_name", "num_classes"})
 

@@ -24,3 +24,7 @@ class ArtifactError(NeurofluxError, ValueError):
 
 class NotMaterializedError(NeurofluxError, LookupError):
     """A result the command needs has not been produced yet (e.g. no trained model)."""
+
+
+class BusyError(NeurofluxError, RuntimeError):
+    """Another run is writing the same model (or the production model) now: `neuroflux_lib.locks`."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,6 +15,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from neuroflux_lib.data.imageio import load_grayscale  # noqa: E402
+
+if TYPE_CHECKING:
+    from neuroflux_lib.evaluation.metrics import RocCurve
 
 
 def figure_png(fig: plt.Figure, dpi: int = 100) -> bytes:
@@ -109,15 +113,15 @@ def confusion_matrix_png(
     return figure_png(fig)
 
 
-def roc_curves_png(roc: dict[str, dict], title: str = "") -> bytes:
+def roc_curves_png(roc: Mapping[str, RocCurve], title: str = "") -> bytes:
     from sklearn.metrics import RocCurveDisplay
 
     fig, ax = plt.subplots(figsize=(6, 6))
     for name, curve in roc.items():
-        if curve["auc"] is None:
+        if curve.auc is None:
             continue
         RocCurveDisplay(
-            fpr=np.asarray(curve["fpr"]), tpr=np.asarray(curve["tpr"]), roc_auc=curve["auc"], name=name
+            fpr=np.asarray(curve.fpr), tpr=np.asarray(curve.tpr), roc_auc=curve.auc, name=name
         ).plot(ax=ax)
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
     ax.set_title(title or "ROC curves (one-vs-rest)")

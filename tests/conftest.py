@@ -48,7 +48,8 @@ def isolated_wandb_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def prepared(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     """(dataset config, balanced train table, split table) of the demo set at 32 px, for tuning tests."""
-    from neuroflux_lib.config import DatasetConfig, load_config, with_overrides
+    from neuroflux_lib.config import DatasetConfig, with_overrides
+    from neuroflux_lib.config.resolve import load_config
     from neuroflux_lib.data.pipeline import run_preprocess
 
     storage = tmp_path_factory.mktemp("prepared")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
+
 from neuroflux_assets.definitions import build_definitions
-from neuroflux_assets.io_managers import FolderIOManager, JsonIOManager, ParquetIOManager
+from neuroflux_assets.resources import DatasetResource
 
 MATERIALIZED_BY_DEFAULT = (
     "raw_images",
@@ -54,14 +56,11 @@ TINY_LEARNER = {
 TINY_STUCK = {**TINY_MODEL, "hidden_size": 8, "pretrained": False}
 
 
-def tiny_defs(storage: Path):
-    base = str(storage / "assets")
+def tiny_defs(storage: Path, asset_store: str | None = None):
+    """The project's definitions with the `dataset` resource (and so the IO managers) on `storage`, so
+    values load from there outside a run too (`load_asset_value`, `load_predictor(defs=...)`)."""
     return build_definitions(
-        {
-            "parquet_io_manager": ParquetIOManager(base_dir=base),
-            "json_io_manager": JsonIOManager(base_dir=base),
-            "folder_io_manager": FolderIOManager(base_dir=base),
-        }
+        {"dataset": DatasetResource(profile="none", storage_dir=str(storage), asset_store=asset_store)}
     )
 
 
@@ -93,3 +92,13 @@ def tiny_run_config(data_dir: Path, storage: Path, min_gain: float = -1.0) -> di
             }
         },
     }
+
+
+def table_rows(value: dg.TableMetadataValue) -> list[dict[str, Any]]:
+    """A table in asset or check metadata, row by row, as the UI shows it."""
+    return [record.data for record in value.records]
+
+
+def table_column(value: dg.TableMetadataValue, name: str) -> list[Any]:
+    assert name in [column.name for column in value.schema.columns], f"no column {name!r}"
+    return [row.get(name) for row in table_rows(value)]

@@ -1,7 +1,8 @@
-"""Tiny image factories for tests."""
+"""Tiny factories for tests: images, and a report.json as older code wrote it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,15 @@ SUMMARY_SECTIONS = (
     "Split sizes",
     "augmented images added",
 )
+
+
+#: A report.json as `evaluate_artifact` wrote it before the report was typed (a demo run's, verbatim).
+UNTYPED_REPORT = Path(__file__).parent / "data" / "untyped_report.json"
+
+
+def untyped_report(**changes: object) -> dict:
+    """That report.json as a dict, with the top-level keys in `changes` replaced."""
+    return json.loads(UNTYPED_REPORT.read_text()) | changes
 
 
 def write_gray(path: Path, array: np.ndarray, **save_kwargs) -> Path:

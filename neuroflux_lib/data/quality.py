@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
-from multiprocessing import get_context
 from typing import TYPE_CHECKING
 
 import cv2
@@ -22,6 +20,7 @@ from tqdm import tqdm
 
 from neuroflux_lib.data.dedup import dhash
 from neuroflux_lib.data.imageio import DEFAULT_MAX_PIXELS, load_grayscale
+from neuroflux_lib.process_pool import spawn_pool
 
 if TYPE_CHECKING:  # pandas is imported lazily: spawned workers only need numpy, OpenCV and Pillow
     import pandas as pd
@@ -137,7 +136,7 @@ def iter_inspect(
     if workers == 1:
         yield from map(worker, paths)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with spawn_pool(workers) as pool:
         yield from pool.map(worker, paths, chunksize=8)
 
 

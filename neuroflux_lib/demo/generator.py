@@ -93,7 +93,6 @@ worker processes.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import re
 import time
@@ -110,6 +109,7 @@ from neuroflux_lib.config import DEFAULT_SUBJECT_REGEX
 from neuroflux_lib.data.broken import MIN_SIDE_PX
 from neuroflux_lib.data.discovery import IMAGE_EXTENSIONS
 from neuroflux_lib.errors import ConfigError, DataError
+from neuroflux_lib.process_pool import spawn_pool
 
 CLASS_COUNTS: dict[str, int] = {"PTE": 580, "LO": 240, "EO": 233, "IPTE": 171, "IO": 72}
 
@@ -888,12 +888,10 @@ def _write_in_process(tasks: Sequence[tuple[ImageSpec, Path]], anatomy: Anatomy)
 
 
 def _write_in_pool(tasks: Sequence[tuple[ImageSpec, Path]], anatomy: Anatomy, workers: int) -> Iterator[str]:
-    """Spawned, not forked, workers: a fork of a process whose OpenMP / torch threads are running (a
-    test session, a notebook) can deadlock in the child."""
+    """Files in task order from a pool whose workers end by sentinel, not SIGTERM (`process_pool`)."""
     chunksize = max(1, len(tasks) // (workers * 8))
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(anatomy,)) as pool:
-        yield from pool.imap(_write_one, tasks, chunksize=chunksize)
+    with spawn_pool(workers, initializer=_init_worker, initargs=(anatomy,)) as pool:
+        yield from pool.map(_write_one, tasks, chunksize=chunksize)
 
 
 def _existing_images(out_dir: Path) -> list[Path]:

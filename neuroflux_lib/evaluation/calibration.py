@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -92,30 +93,51 @@ def calibration_report(labels: np.ndarray, logits: np.ndarray, temperature: floa
     return {**after, "temperature": float(temperature), "before": before}
 
 
-def _reliability_panels(top: plt.Axes, bottom: plt.Axes, bins: dict, title: str) -> None:
-    edges = np.asarray(bins["edges"])
+class ReliabilityBins(BaseModel):
+    """`calibration_bins`' result: the expected calibration error and the reliability table (None for an
+    empty bin)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ece: float
+    bins: int
+    edges: list[float]
+    count: list[int]
+    accuracy: list[float | None]
+    confidence: list[float | None]
+
+
+class Calibration(ReliabilityBins):
+    """`calibration_report`'s result: the calibrated probabilities' bins, T, and the plain softmax's bins."""
+
+    temperature: float
+    before: ReliabilityBins
+
+
+def _reliability_panels(top: plt.Axes, bottom: plt.Axes, bins: ReliabilityBins, title: str) -> None:
+    edges = np.asarray(bins.edges)
     centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-    accuracy = np.array([np.nan if a is None else a for a in bins["accuracy"]], dtype=float)
-    confidence = np.array([np.nan if c is None else c for c in bins["confidence"]], dtype=float)
+    accuracy = np.array([np.nan if a is None else a for a in bins.accuracy], dtype=float)
+    confidence = np.array([np.nan if c is None else c for c in bins.confidence], dtype=float)
     top.bar(centres, np.nan_to_num(accuracy), width=width * 0.9, label="accuracy", color="#4c72b0")
     top.plot(confidence, accuracy, "o", color="#dd8452", label="mean confidence")
     top.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfectly calibrated")
     top.set_ylim(0, 1)
-    top.set_title(f"{title}: ECE {bins['ece']:.3f}")
-    bottom.bar(centres, bins["count"], width=width * 0.9, color="#8c8c8c")
+    top.set_title(f"{title}: ECE {bins.ece:.3f}")
+    bottom.bar(centres, bins.count, width=width * 0.9, color="#8c8c8c")
     bottom.set_xlabel("confidence of the predicted class")
     bottom.set_xlim(0, 1)
 
 
-def reliability_png(calibration: dict, title: str = "") -> bytes:
+def reliability_png(calibration: ReliabilityBins, title: str = "") -> bytes:
     """Accuracy vs confidence per bin (the diagonal is perfect calibration) with bin counts underneath:
-    before (plain softmax) and after temperature scaling side by side when `calibration` has `before`."""
+    before (plain softmax) and after temperature scaling side by side for a `Calibration`."""
     from neuroflux_lib.plots import figure_png, plt
 
-    panels: Sequence[tuple[dict, str]] = [(calibration, "probabilities")]
-    if "before" in calibration:
-        after = f"after (T = {calibration['temperature']:.2f})"
-        panels = [(calibration["before"], "before (softmax)"), (calibration, after)]
+    panels: Sequence[tuple[ReliabilityBins, str]] = [(calibration, "probabilities")]
+    if isinstance(calibration, Calibration):
+        after = f"after (T = {calibration.temperature:.2f})"
+        panels = [(calibration.before, "before (softmax)"), (calibration, after)]
     fig, axes = plt.subplots(
         2, len(panels), figsize=(5.5 * len(panels), 6.5), height_ratios=[3, 1], sharex=True, squeeze=False
     )

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from neuroflux_lib.errors import DataError
 from neuroflux_lib.evaluation.baselines import Baselines
-from neuroflux_lib.evaluation.intervals import Bootstrap, Interval, named
+from neuroflux_lib.evaluation.intervals import Bootstrap, Interval, Scores, named
 
 
 def group_keys(rows: pd.DataFrame) -> list[str]:
@@ -95,38 +96,61 @@ def compare(
     }
 
 
-def comparison_rows(comparison: dict, model_name: str) -> pd.DataFrame:
+class BaselineScores(BaseModel):
+    """One baseline of `baseline_table`: what it is and its validation and test scores."""
+
+    model_config = ConfigDict(frozen=True)
+
+    description: str
+    val: Scores
+    test: Scores
+
+
+class Resampling(BaseModel):
+    """How the comparison's intervals were resampled."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unit: str
+    groups: int
+    resamples: int
+    level: float
+
+
+class Comparison(BaseModel):
+    """`compare`'s result as the evaluation report stores it, with the model's validation macro-F1."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: Scores
+    baselines: dict[str, BaselineScores]
+    best_baseline: str
+    difference: Interval
+    verdict: str
+    resampling: Resampling
+    model_val_macro_f1: float | None = None
+
+
+def comparison_rows(comparison: Comparison, model_name: str) -> pd.DataFrame:
     """model + baselines: test macro-F1 and balanced accuracy with intervals, val macro-F1 (a table)."""
-    rows = [
-        {
-            "name": model_name,
-            "test_macro_f1": comparison["model"]["macro_f1"],
-            "test_balanced_accuracy": comparison["model"]["balanced_accuracy"],
-            "val_macro_f1": comparison.get("model_val_macro_f1"),
-        }
+    rows = [(model_name, comparison.model, comparison.model_val_macro_f1)]
+    rows += [
+        (f"baseline: {name}", item.test, item.val.macro_f1.estimate)
+        for name, item in comparison.baselines.items()
     ]
-    for name, item in comparison["baselines"].items():
-        rows.append(
-            {
-                "name": f"baseline: {name}",
-                "test_macro_f1": item["test"]["macro_f1"],
-                "test_balanced_accuracy": item["test"]["balanced_accuracy"],
-                "val_macro_f1": item["val"]["macro_f1"]["estimate"],
-            }
-        )
     return pd.DataFrame(
         {
-            "name": [r["name"] for r in rows],
-            "estimate": [r["test_macro_f1"]["estimate"] for r in rows],
-            "low": [r["test_macro_f1"]["low"] for r in rows],
-            "high": [r["test_macro_f1"]["high"] for r in rows],
-            "balanced_accuracy": [str(Interval(**r["test_balanced_accuracy"])) for r in rows],
-            "val_macro_f1": [r["val_macro_f1"] for r in rows],
+            "name": [name for name, _, _ in rows],
+            "estimate": [test.macro_f1.estimate for _, test, _ in rows],
+            "low": [test.macro_f1.low for _, test, _ in rows],
+            "high": [test.macro_f1.high for _, test, _ in rows],
+            "balanced_accuracy": [str(test.balanced_accuracy) for _, test, _ in rows],
+            "val_macro_f1": [val for _, _, val in rows],
         }
     )
 
 
-def comparison_text(comparison: dict, model_name: str) -> str:
+def comparison_text(comparison: Comparison, model_name: str) -> str:
     """The comparison as a terminal table plus the verdict."""
     rows = comparison_rows(comparison, model_name)
     lines = [f"{'':<24} {'test macro-F1 [95% CI]':<26} {'balanced acc. [95% CI]':<26} val macro-F1"]
@@ -134,5 +158,5 @@ def comparison_text(comparison: dict, model_name: str) -> str:
         val = "" if row.val_macro_f1 is None or pd.isna(row.val_macro_f1) else f"{row.val_macro_f1:.3f}"
         macro = str(Interval(row.estimate, row.low, row.high))
         lines.append(f"{row.name:<24} {macro:<26} {row.balanced_accuracy:<26} {val}")
-    lines.append(comparison["verdict"])
+    lines.append(comparison.verdict)
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 from scipy.stats.contingency import association
 
 from neuroflux_lib.evaluation.baselines import Baselines, acquisition_fields
@@ -91,23 +92,35 @@ def confound_report(
     )
 
 
-def confound_table(confound: dict) -> pd.DataFrame:
+class ConfoundSummary(BaseModel):
+    """A `ConfoundReport` without its tables, as the evaluation report and the `baselines` asset keep it
+    (all empty when an evaluation had no confound report)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cramers_v: dict[str, float] = {}
+    scores: dict[str, Interval] = {}
+    chance: float | None = None
+    warning: str | None = None
+
+
+def confound_table(confound: ConfoundSummary) -> pd.DataFrame:
     """One row per acquisition field (and all together): Cramér's V, test macro-F1 [interval], chance."""
     rows = [
         {
             "field": name,
-            "cramers_v": confound.get("cramers_v", {}).get(name),
-            "test_macro_f1": score["estimate"],
-            "low": score["low"],
-            "high": score["high"],
-            "chance": confound.get("chance"),
+            "cramers_v": confound.cramers_v.get(name),
+            "test_macro_f1": score.estimate,
+            "low": score.low,
+            "high": score.high,
+            "chance": confound.chance,
         }
-        for name, score in confound.get("scores", {}).items()
+        for name, score in confound.scores.items()
     ]
     return pd.DataFrame(rows, columns=["field", "cramers_v", "test_macro_f1", "low", "high", "chance"])
 
 
-def confound_text(confound: dict) -> str:
+def confound_text(confound: ConfoundSummary) -> str:
     """The table in one line per field, for terminals."""
     lines = ["acquisition field -> class (test macro-F1 of a logistic regression on the field alone):"]
     for row in confound_table(confound).itertuples():

@@ -65,7 +65,8 @@ def cross_validate(
     work_dir: str | Path,
 ) -> dict:
     """Model (trained by the same step as the main run) and baselines, scored on each held-out fold."""
-    from neuroflux_lib.training.steps import predict_split, train_model
+    from neuroflux_lib.evaluation.evaluate import predict_split
+    from neuroflux_lib.training.steps import train_model
 
     work_dir = Path(work_dir)
     class_names = list(dataset_config.class_names)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
@@ -159,3 +160,19 @@ def named(intervals: Mapping[str, Interval], class_names: Sequence[str]) -> dict
             key = f"f1_{class_names[int(key[3:])]}"
         out[key] = interval.as_dict()
     return out
+
+
+class Scores(BaseModel):
+    """What `named` returns, typed: the three headline intervals as fields, and each class's F1 as an
+    extra field `f1_<class>` (class names are data, not schema)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, Interval] = Field(init=False)
+
+    macro_f1: Interval
+    balanced_accuracy: Interval
+    accuracy: Interval
+
+    def f1(self, class_name: str) -> Interval:
+        """The F1 interval of one class (KeyError for a class the scores do not have)."""
+        return self.__pydantic_extra__[f"f1_{class_name}"]

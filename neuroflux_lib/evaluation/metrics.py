@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -14,6 +15,27 @@ from sklearn.metrics import (
     roc_auc_score,
     roc_curve,
 )
+
+
+class ClassScores(BaseModel):
+    """One row of sklearn's `classification_report(output_dict=True)`, keys as sklearn spells them."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, serialize_by_alias=True)
+
+    precision: float
+    recall: float
+    f1_score: float = Field(alias="f1-score")
+    support: float
+
+
+class RocCurve(BaseModel):
+    """`roc_per_class`'s curve of one class (no points and AUC None for a class absent from the truth)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    auc: float | None
+    fpr: list[float]
+    tpr: list[float]
 
 
 def epoch_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> dict[str, float]:

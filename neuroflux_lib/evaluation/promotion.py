@@ -21,11 +21,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from neuroflux_lib.artifacts import load_artifact, read_meta
 from neuroflux_lib.errors import ArtifactError
 from neuroflux_lib.evaluation.comparison import verdict
-from neuroflux_lib.evaluation.intervals import Interval
-from neuroflux_lib.evaluation.report import read_report
+from neuroflux_lib.evaluation.report import EvaluationReport, read_report
+from neuroflux_lib.serving.artifacts import load_artifact, read_meta
 from neuroflux_lib.training.learn_check import recorded_learn_check
 
 CANDIDATE_COLUMNS = [
@@ -77,20 +76,20 @@ def learn_problems(artifact_dir: str | Path) -> list[str]:
     return [] if learned is None or learned.passed else [learned.message]
 
 
-def passes_gate(report: Mapping, gate: Gate) -> tuple[bool, str]:
+def passes_gate(report: EvaluationReport, gate: Gate) -> tuple[bool, str]:
     """Whether the test split supports the model: its paired interval against the best baseline lies
     above `gate.min_gain` (and its macro-F1 reaches the optional floor)."""
-    comparison = report.get("comparison")
-    name = str(report.get("model_name", "the model"))
-    if not comparison:
+    comparison = report.comparison
+    name = report.model_name
+    if comparison is None:
         return False, f"{name} has no comparison with the baselines (evaluate it again)"
-    difference = Interval(**comparison["difference"])
-    best = comparison["best_baseline"]
-    description = comparison["baselines"][best]["description"]
+    difference = comparison.difference
+    best = comparison.best_baseline
+    description = comparison.baselines[best].description
     line = verdict(name, difference, best, description, gate.min_gain)
     passed = difference.low > gate.min_gain
     if gate.min_macro_f1 is not None:
-        macro_f1 = float(report["macro_f1"])
+        macro_f1 = report.macro_f1
         floor_ok = macro_f1 >= gate.min_macro_f1
         line += (
             f"; test macro-F1 {macro_f1:.3f} {'reaches' if floor_ok else 'is below'} the floor "
@@ -116,19 +115,16 @@ def compare_models(
             if name in trained
             else ["no trained_model artifact"]
         )
-        if data_version is not None and report.get("data_version") != data_version:
-            problems.append(
-                f"stale: evaluated on data version {report.get('data_version')}, not {data_version}"
-            )
-        if report.get("val_macro_f1") is None:
+        if data_version is not None and report.data_version != data_version:
+            problems.append(f"stale: evaluated on data version {report.data_version}, not {data_version}")
+        if report.val_macro_f1 is None:
             problems.append("no validation macro-F1 recorded")
-        difference = report.get("comparison", {}).get("difference")
         rows.append(
             {
                 "model": name,
-                "val_macro_f1": report.get("val_macro_f1"),
-                "test_macro_f1": float(report["macro_f1"]),
-                "gain_vs_best_baseline": str(Interval(**difference)) if difference else "",
+                "val_macro_f1": report.val_macro_f1,
+                "test_macro_f1": report.macro_f1,
+                "gain_vs_best_baseline": str(report.comparison.difference) if report.comparison else "",
                 "eligible": not problems,
                 "passes_gate": passed,
                 "why": "; ".join([why, *problems]),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from neuroflux_lib.artifacts import ArtifactMeta
 from neuroflux_lib.data.splits import data_version
 from neuroflux_lib.evaluation.baselines import Baselines
 from neuroflux_lib.evaluation.comparison import compare, group_keys
 from neuroflux_lib.evaluation.intervals import Bootstrap, named
 from neuroflux_lib.evaluation.metrics import calibration_bins, subject_probabilities
+from neuroflux_lib.serving.artifacts import ArtifactMeta
 
 
 def trust_summary(

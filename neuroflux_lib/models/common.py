@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from neuroflux_lib.config import NormalizationSetting
+from neuroflux_lib.config.schema import NormalizationSetting
 from neuroflux_lib.data.normalization import InputNormalization
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]

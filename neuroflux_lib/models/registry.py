@@ -63,7 +63,7 @@ class ModelSpec:
     builder_kwargs: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
     #: Image channels the first layer takes (grayscale is repeated for 3-channel models).
     in_channels: int = 3
-    #: The layer Grad-CAM explains (dotted module name, `neuroflux_lib.explain`); None: the last Conv2d.
+    #: The layer Grad-CAM explains (dotted module name, `serving.gradcam`); None: the last Conv2d.
     #: The last conv block is the most class-specific; an earlier one gives finer maps on small inputs.
     cam_layer: str | None = None
 

@@ -1,9 +1,9 @@
 """Experiment tracking with Weights & Biases: offline by default, and never able to break a training.
 
 Every W&B call goes through `TrackedRun`, which logs a failure once and then stops tracking, so a full
-disk, a bad key or a dead network costs the run its tracking, not its model. Offline runs are plain
-folders under `<root>/wandb/offline-run-*`; `read_offline_run` reads them back from wandb's own
-transaction log, which is what `neuroflux runs` lists.
+disk, a bad key or a dead network costs the run its tracking, not its model. Each run also keeps our own
+record of what it was given (`neuroflux-run.json` in its folder, `tracking.index`): offline runs are
+plain folders under `<root>/wandb/offline-run-*`, and `neuroflux runs` lists them from those records.
 """
 
 from __future__ import annotations
@@ -14,45 +14,22 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from neuroflux_lib.tracking.index import RunRecord
+from neuroflux_lib.tracking.offline import UPLOAD_FILE, upload_instructions
+from neuroflux_lib.tracking.settings import TrackingSettings
+
 logger = logging.getLogger(__name__)
 
-Mode = Literal["offline", "online", "disabled"]
 # Predictions logged with thumbnails per evaluation run: enough to browse, small enough to sync.
 MAX_TABLE_ROWS = 200
 THUMBNAIL_PX = 64
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """Where and how runs are recorded; picklable, so tuning workers build their own runs from it."""
-
-    mode: Mode = "offline"
-    root: str = "storage/wandb"
-    project: str = "neuroflux"
-    entity: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-
-    def environment(self) -> dict[str, str]:
-        """wandb's folders all under `root`: nothing lands in HOME or the working directory."""
-        root = Path(self.root).resolve()
-        env = {
-            "WANDB_DIR": str(root),
-            "WANDB_CACHE_DIR": str(root / ".cache"),
-            "WANDB_CONFIG_DIR": str(root / ".config"),
-            "WANDB_DATA_DIR": str(root / ".data"),
-            "WANDB_ARTIFACT_DIR": str(root / ".artifacts"),
-            "WANDB_SILENT": "true",
-            "WANDB_MODE": self.mode,
-        }
-        if self.api_key:
-            env["WANDB_API_KEY"] = self.api_key
-        return env
 
 
 def _guarded(method: Callable) -> Callable:
@@ -75,29 +52,50 @@ def _guarded(method: Callable) -> Callable:
 
 @dataclass
 class TrackedRun:
-    """One W&B run, or nothing (disabled / failed to start). Also a training `EpochCallback`."""
+    """One W&B run, or nothing (disabled / failed to start). Also a training `EpochCallback`. `record`
+    keeps what each call gave wandb once wandb took it; it is written when the run starts and finishes."""
 
     run: Any = None
     settings: TrackingSettings = field(default_factory=TrackingSettings)
     error: str | None = None
     link: str = ""
+    record: RunRecord | None = None
 
     @property
     def active(self) -> bool:
         return self.run is not None
 
+    def _log(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """`run.log`, then the same step in the record (media by their wandb type's name)."""
+        self.run.log(dict(values), step=step)
+        if self.record is not None:
+            self.record.history.append(
+                {key: value if _is_number(value) else type(value).__name__ for key, value in values.items()}
+            )
+
+    def _write_record(self) -> None:
+        """Our record of the run; failing to write it costs the run its line in `neuroflux runs`, no more."""
+        try:
+            self.record.write()
+        except Exception as error:  # noqa: BLE001 (record keeping must never fail the work it records)
+            logger.warning("neuroflux run record not written: %s", error)
+
     @_guarded
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        self.run.log({k: float(v) for k, v in metrics.items() if _is_number(v)}, step=epoch)
+        self._log({k: float(v) for k, v in metrics.items() if _is_number(v)}, step=epoch)
 
     @_guarded
     def update_config(self, values: Mapping[str, Any]) -> None:
         self.run.config.update(dict(values), allow_val_change=True)
+        if self.record is not None:
+            self.record.config.update(values)
 
     @_guarded
     def set_summary(self, values: Mapping[str, Any]) -> None:
         for key, value in values.items():
             self.run.summary[key] = value
+        if self.record is not None:
+            self.record.summary.update(values)
 
     @_guarded
     def log_images(self, images: Mapping[str, str | Path | bytes]) -> None:
@@ -108,7 +106,7 @@ class TrackedRun:
         def image(value: str | Path | bytes) -> wandb.Image:
             return wandb.Image(Image.open(io.BytesIO(value)) if isinstance(value, bytes) else str(value))
 
-        self.run.log({name: image(value) for name, value in images.items()})
+        self._log({name: image(value) for name, value in images.items()})
 
     @_guarded
     def log_evaluation(self, predictions: pd.DataFrame, class_names: Sequence[str]) -> None:
@@ -136,7 +134,7 @@ class TrackedRun:
                     float(row.confidence),
                     *(float(getattr(row, name)) for name in class_names),
                 )
-        self.run.log({"confusion_matrix": matrix, "test_predictions": table})
+        self._log({"confusion_matrix": matrix, "test_predictions": table})
 
     @_guarded
     def log_model(
@@ -149,6 +147,11 @@ class TrackedRun:
         artifact = wandb.Artifact(name, type="model", description=description, metadata=dict(metadata))
         artifact.add_dir(str(folder))
         self.run.log_artifact(artifact, aliases=list(aliases))
+        if self.record is not None:
+            files = sorted(artifact.manifest.entries)
+            self.record.artifacts.append(
+                {"name": name, "type": "model", "aliases": list(aliases), "files": files}
+            )
 
     @_guarded
     def log_table(self, key: str, table: pd.DataFrame) -> None:
@@ -156,7 +159,7 @@ class TrackedRun:
         import wandb
 
         shown = table.astype(object).where(table.notna(), None)
-        self.run.log({key: wandb.Table(columns=[str(c) for c in shown.columns], data=shown.values.tolist())})
+        self._log({key: wandb.Table(columns=[str(c) for c in shown.columns], data=shown.values.tolist())})
 
     def finish(self, exit_code: int = 0) -> str:
         """Close the run; returns where to find it (URL online, run folder offline)."""
@@ -167,6 +170,11 @@ class TrackedRun:
             except Exception as error:  # noqa: BLE001
                 logger.warning("W&B finish failed: %s", error)
                 self.error = self.error or f"finish: {error}"
+            if self.record is not None:
+                self.record.finished = datetime.now(UTC)
+                self.record.state = "finished" if exit_code == 0 and not self.error else "failed"
+                self.record.error = self.error
+                self._write_record()
         return self.link
 
     def __enter__(self) -> TrackedRun:
@@ -216,8 +224,22 @@ def start_run(
     except Exception as error:  # noqa: BLE001 (no tracking is better than no training)
         logger.warning("W&B run could not start (%s): going on without tracking", error)
         return TrackedRun(None, settings, error=f"start: {error}")
-    link = run.url if settings.mode == "online" and run.url else str(Path(run.dir).parent)
-    return TrackedRun(run, settings, link=link)
+    folder = Path(run.dir).parent
+    record = RunRecord(
+        folder=folder,
+        run_id=run.id,
+        name=name,
+        job_type=job_type,
+        group=group or "",
+        tags=list(tags),
+        mode=settings.mode,
+        started=datetime.now(UTC),
+        config=dict(config or {}),
+    )
+    link = run.url if settings.mode == "online" and run.url else str(folder)
+    tracked = TrackedRun(run, settings, link=link, record=record)
+    tracked._write_record()
+    return tracked
 
 
 def publish_model(
@@ -235,8 +257,6 @@ def publish_model(
     """Online: the model folder as W&B model artifact `name` (with its card) in a `promote` run; returns
     the run's URL, or why it failed. Offline or disabled: `UPLOAD.md` in the folder says how to upload it
     later; returns a line saying so. Like every W&B call here, a failure never fails the caller."""
-    from neuroflux_lib.tracking.offline import UPLOAD_FILE, upload_instructions
-
     if settings.mode != "online":
         note = upload_instructions(settings, name, aliases, metadata)
         (Path(folder) / UPLOAD_FILE).write_text(note)

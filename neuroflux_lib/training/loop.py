@@ -31,31 +31,10 @@ from tqdm import tqdm
 
 from neuroflux_lib.config import ModelConfig
 from neuroflux_lib.data.normalization import ModelInput
-from neuroflux_lib.data.transforms import Transform
 from neuroflux_lib.errors import DataError
 from neuroflux_lib.evaluation.metrics import epoch_metrics
 
 logger = logging.getLogger(__name__)
-
-
-class ImageTensorDataset(Dataset):
-    """Cached (N, S, S) uint8 images + labels; items are 1xSxS uint8 (through `transform` when given)."""
-
-    def __init__(
-        self, images: np.ndarray | torch.Tensor, labels: Sequence[int], transform: Transform | None = None
-    ):
-        self.images = torch.as_tensor(images)
-        self.labels = torch.tensor(np.array(labels), dtype=torch.long)
-        if len(self.images) != len(self.labels):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.images[index].unsqueeze(0)
-        return (self.transform(image) if self.transform else image), self.labels[index]
 
 
 class EpochCallback(Protocol):

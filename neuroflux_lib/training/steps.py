@@ -9,53 +9,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from torch import nn
 from torch.utils.data import Dataset
 
-from neuroflux_lib.artifacts import (
-    ArtifactMeta,
-    load_artifact,
-    read_meta,
-    save_artifact,
-    update_meta,
-    weights_sha256,
-)
 from neuroflux_lib.config import DatasetConfig, ModelConfig
 from neuroflux_lib.data.augmentation import build_augmentation
-from neuroflux_lib.data.image_cache import cached_arrays
+from neuroflux_lib.data.datasets import ImageTensorDataset, cached_dataset, split_rows
 from neuroflux_lib.data.normalization import ModelInput
 from neuroflux_lib.data.splits import data_version
-from neuroflux_lib.data.transforms import image_transform
-from neuroflux_lib.errors import DataError
-from neuroflux_lib.evaluation.baselines import Baselines
 from neuroflux_lib.evaluation.calibration import (
-    calibrated_probabilities,
-    calibration_report,
     temperature_scaling,
 )
-from neuroflux_lib.evaluation.metrics import classification_summary
 from neuroflux_lib.evaluation.report import (
-    REPORT_FILES,
     predict_logits,
-    predictions_table,
-    write_report,
 )
-from neuroflux_lib.evaluation.trust import trust_summary
-from neuroflux_lib.model_card import CARD_FILE, hardware_name, model_card, write_model_card
-from neuroflux_lib.models import BuiltModel, build_model, count_parameters
+from neuroflux_lib.models import BuiltModel, build_model, count_parameters, model_hyperparams
 from neuroflux_lib.paths import StoragePaths
+from neuroflux_lib.serving.artifacts import (
+    ArtifactMeta,
+    save_artifact,
+)
+from neuroflux_lib.serving.model_card import CARD_FILE, hardware_name, model_card
 from neuroflux_lib.training.feature_cache import FeatureCacheInfo, Precomputed, fill_cache, frozen_split
 from neuroflux_lib.training.learn_check import LearnCheck, learn_check
-from neuroflux_lib.training.loop import (
-    EpochCallback,
-    FitResult,
-    ImageTensorDataset,
-    fit,
-    seed_everything,
-    training_settings,
-)
+from neuroflux_lib.training.loop import EpochCallback, FitResult, fit, seed_everything, training_settings
 
 logger = logging.getLogger(__name__)
 
@@ -81,43 +59,6 @@ def config_digest(config: ModelConfig) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _hashes(table: pd.DataFrame) -> list[str] | None:
-    """Known content hashes (originals carry them; augmented copies are hashed by the cache)."""
-    if "sha256" in table and table["sha256"].notna().all():
-        return table["sha256"].tolist()
-    return None
-
-
-def label_indices(classes: pd.Series, class_names: Sequence[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(class_names)}
-    unknown = sorted(set(classes) - set(index))
-    if unknown:
-        raise DataError(f"labels not in class_names: {unknown}")
-    return classes.map(index).to_numpy(dtype=np.int64)
-
-
-def split_rows(splits: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The rows of one split; an empty split is an error that says how to fix it."""
-    rows = splits.loc[splits["split"] == name]
-    if rows.empty:
-        raise DataError(f"the {name} split is empty: add images or change train_val_test_split")
-    return rows
-
-
-def cached_dataset(
-    table: pd.DataFrame,
-    class_names: Sequence[str],
-    image_size: int,
-    cache_root: str | Path,
-    workers: int = 1,
-    progress: bool = False,
-) -> ImageTensorDataset:
-    """A dataset over the decode-once cache for the rows of `table` (1xSxS uint8 items)."""
-    images = cached_arrays(table["path"].tolist(), image_size, cache_root, _hashes(table), workers, progress)
-    labels = label_indices(table["class_name"], class_names)
-    return ImageTensorDataset(images, labels, image_transform(image_size))
-
-
 def model_input(built: BuiltModel, config: ModelConfig) -> ModelInput:
     """The model's normalisation, plus the configured augmentation when `augment` is on."""
     augmentation = build_augmentation(config.augmentation) if config.augment else None
@@ -138,7 +79,7 @@ def prepare_training(
     built = build_model(
         model_config.model_name,
         len(class_names),
-        model_config.model_hyperparams(),
+        model_hyperparams(model_config.model_name, model_config.model_dump()),
         image_size=image_size,
         normalization=model_config.normalization,
     )
@@ -285,108 +226,3 @@ def train_model(
     saved = save_artifact(artifact_dir, built.model, meta, {CARD_FILE: model_card(meta, splits)})
     checkpoint.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return TrainedModel(saved, result, meta, learned, plan.feature_cache)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    report: dict
-    files: dict[str, Path]
-    predictions: pd.DataFrame
-
-
-def check_data_version(meta: ArtifactMeta, splits: pd.DataFrame, allow_other_data: bool) -> bool:
-    """True when the artifact was trained on these splits. A model trained on other splits may have seen
-    today's test images: refuse, unless the user asks, and then the report says so."""
-    current = data_version(splits)
-    if not meta.data_version or meta.data_version == current:
-        return True
-    if allow_other_data:
-        logger.warning(
-            "%s was trained on data version %s, the splits are %s: the test set is NOT held out",
-            meta.architecture,
-            meta.data_version,
-            current,
-        )
-        return False
-    raise DataError(
-        f"this {meta.architecture} model was trained on data version {meta.data_version}, but the current "
-        f"splits are {current}: its test images may have been training images. Train it again on the "
-        "current splits, or pass --allow-other-data to evaluate anyway (the report then says that the "
-        "test set was not held out)"
-    )
-
-
-def split_logits(
-    artifact_dir: str | Path,
-    dataset_config: DatasetConfig,
-    splits: pd.DataFrame,
-    split: str,
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, logits) of a saved model on one split, through the decode-once cache."""
-    model, meta = load_artifact(artifact_dir)
-    data = cached_dataset(
-        split_rows(splits, split),
-        meta.class_names,
-        meta.image_size,
-        StoragePaths(dataset_config.storage_dir).cache,
-        progress=progress,
-    )
-    return predict_logits(model, data, meta.input_normalization)
-
-
-def predict_split(
-    artifact_dir: str | Path,
-    dataset_config: DatasetConfig,
-    splits: pd.DataFrame,
-    split: str,
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, calibrated probabilities) of a saved model on one split, as the predictor gives them."""
-    labels, logits = split_logits(artifact_dir, dataset_config, splits, split, progress)
-    return labels, calibrated_probabilities(logits, read_meta(artifact_dir).temperature).numpy()
-
-
-def evaluate_artifact(
-    artifact_dir: str | Path,
-    dataset_config: DatasetConfig,
-    splits: pd.DataFrame,
-    report_dir: str | Path,
-    *,
-    baselines: Baselines | None = None,
-    confound: dict | None = None,
-    allow_other_data: bool = False,
-    record_metrics: bool = True,
-    progress: bool = False,
-) -> Evaluation:
-    """Evaluate a saved artifact (the best checkpoint) on the test split; write report files.
-
-    The report holds subject-bootstrap intervals, subject-level results, calibration and, with
-    `baselines`, the comparison with them and its verdict. With `record_metrics`, the test metrics are
-    also written into the artifact's `model.json`.
-    """
-    meta = read_meta(artifact_dir)
-    held_out = check_data_version(meta, splits, allow_other_data)
-    test = split_rows(splits, "test")
-    y_true, logits = split_logits(artifact_dir, dataset_config, splits, "test", progress)
-    probabilities = calibrated_probabilities(logits, meta.temperature).numpy()  # what users are shown
-    report = classification_summary(y_true, probabilities, meta.class_names)
-    report.update(trust_summary(meta, test, y_true, probabilities, splits, baselines, confound, held_out))
-    report["calibration"] = calibration_report(y_true, logits, meta.temperature)  # ECE before and after T
-    report["artifact_digest"] = weights_sha256(artifact_dir)
-    predictions = predictions_table(test["path"].tolist(), y_true, probabilities, meta.class_names)
-    history = meta.training.get("history", [])
-    best_epoch = meta.training.get("best_epoch", "?")
-    title = f"{meta.architecture} (best epoch {best_epoch}, weights {meta.weights_origin})"
-    if not held_out:
-        title = f"{title}: TEST SET NOT HELD OUT"
-    files = write_report(report, report_dir, meta.class_names, history, title)
-    files["model_card"] = write_model_card(report_dir, meta, splits, report)
-    files["predictions"] = Path(report_dir) / REPORT_FILES["predictions"]
-    predictions.to_csv(files["predictions"], index=False)
-    if record_metrics:
-        meta.test_metrics = {
-            key: report[key] for key in ("accuracy", "macro_f1", "weighted_f1", "macro_roc_auc", "n_test")
-        }
-        update_meta(artifact_dir, meta)
-    return Evaluation(report, files, predictions)

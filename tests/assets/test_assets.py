@@ -14,20 +14,23 @@ import pandas as pd
 import pytest
 
 from neuroflux_assets.api import load_predictor
-from neuroflux_assets.jobs import MODEL_STAGE_KEYS, profile_models
-from neuroflux_assets.pipeline import materialize_all, run_outcome
+from neuroflux_assets.cli.runner import materialize_models
+from neuroflux_assets.cli.summaries import run_outcome
+from neuroflux_assets.defs.jobs import MODEL_STAGE_KEYS, profile_models
+from neuroflux_assets.defs.sensors import new_images
 from neuroflux_assets.resources import DatasetResource
-from neuroflux_assets.sensors import new_images
 from neuroflux_assets.settings import file_dataset_config, file_model_config
 from neuroflux_lib.evaluation.promotion import Gate, choose_production
 from neuroflux_lib.paths import project_root
-from neuroflux_lib.tracking import read_offline_run
+from neuroflux_lib.tracking import read_run
 from tests.dagster_helpers import (
     ALL_ASSETS,
     MATERIALIZED_BY_DEFAULT,
     TINY_LEARNER,
     TINY_MODELS,
     TINY_STUCK,
+    table_column,
+    table_rows,
     tiny_defs,
     tiny_run_config,
 )
@@ -46,8 +49,9 @@ def pipeline(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     run_config = tiny_run_config(demo_dataset, storage)
     run_config["resources"]["tracking"] = {"config": {"mode": "offline"}}  # runs in <storage>/wandb
     with dg.instance_for_test() as instance:
-        results = materialize_all(defs, instance, run_config, models=MODELS)
-        yield {"defs": defs, "instance": instance, "results": results, "storage": storage}
+        results = materialize_models(defs, instance, run_config, MODELS)
+        dataset = DatasetResource(**run_config["resources"]["dataset"]["config"]).dataset_config()
+        yield {"defs": defs, "instance": instance, "results": results, "storage": storage, "dataset": dataset}
 
 
 def latest_metadata(instance: dg.DagsterInstance, key: str, partition: str | None = None) -> dict:
@@ -150,11 +154,13 @@ def test_values_are_stored_as_parquet_json_and_folders(pipeline, demo_dataset: P
 def test_metadata_explains_each_asset(pipeline) -> None:
     instance = pipeline["instance"]
     baselines = latest_metadata(instance, "baselines")
-    assert "| thumbnail |" in baselines["baselines"] and "| year |" in baselines["confound_scores"]
-    assert "| PTE |" in baselines["class_by_year"]
+    assert "thumbnail" in table_column(baselines["baselines"], "baseline")
+    assert "year" in table_column(baselines["confound_scores"], "field")
+    assert "PTE" in table_column(baselines["class_by_year"], "class")
     raw = latest_metadata(instance, "raw_images")
     table = pd.read_parquet(pipeline["storage"] / "assets" / "raw_images.parquet")
-    assert "| PTE |" in raw["images_per_class"] and raw["unreadable"] == int((~table["readable"]).sum())
+    assert "PTE" in table_column(raw["images_per_class"], "class")
+    assert raw["unreadable"] == int((~table["readable"]).sum())
     assert "unreadable_files" in raw and "unknown_folders" in raw
     event = instance.get_latest_materialization_event(dg.AssetKey("raw_images"))
     assert event.asset_materialization.tags["dagster/data_version"] == raw["manifest_digest"]
@@ -165,8 +171,8 @@ def test_metadata_explains_each_asset(pipeline) -> None:
     ):
         assert latest_metadata(instance, key)[image_key].startswith("![")
         assert "data:image/png;base64," in latest_metadata(instance, key)[image_key]
-    assert "train" in latest_metadata(instance, "dataset_splits")["subjects_per_split"]
-    assert "before" in latest_metadata(instance, "balanced_train_set")["counts_before_after"]
+    assert "train" in table_column(latest_metadata(instance, "dataset_splits")["subjects_per_split"], "split")
+    assert table_column(latest_metadata(instance, "balanced_train_set")["counts_before_after"], "before")
     tuned = latest_metadata(instance, "tuned_hyperparameters", STUCK)
     assert tuned["hyperparameters_source"].startswith("config values (tune_trials is 0")
     trained = latest_metadata(instance, "trained_model", STUCK)
@@ -188,7 +194,7 @@ def test_metadata_explains_each_asset(pipeline) -> None:
     )
     production = latest_metadata(instance, "production_model")
     assert production["model"] == LEARNS and "macro-F1" in production["why"]
-    assert LEARNS in production["candidates"] and STUCK not in production["candidates"]
+    assert table_column(production["candidates"], "model") == [LEARNS]
     assert production["serving"].startswith("ONNX Runtime")
     assert production["model_card"].count("- precision: ") == 1
 
@@ -333,20 +339,17 @@ def test_launchpad_fields_are_unset_and_show_the_file_values() -> None:
 def test_a_launchpad_value_is_applied_even_when_it_equals_the_file_value(monkeypatch) -> None:
     """cpu-demo sets batch_size 32; typing the file's own 16 on the launchpad must give 16."""
     from neuroflux_assets.settings import MODEL_SETTINGS, typed_values
-    from neuroflux_lib.config import ModelConfig, load_profile, resolve_model
+    from neuroflux_lib.config import ModelConfig
+    from neuroflux_lib.config.resolve import resolve_config
+
+    def batch_size(typed: dict) -> int:
+        return resolve_config(profile="cpu-demo", model="neuroflux_cnn", model_values=typed).model.batch_size
 
     base = file_model_config("neuroflux_cnn")
-    profile = load_profile("cpu-demo")
-    assert profile.apply_model(base).batch_size == 32 != base.batch_size
+    assert batch_size({}) == 32 != base.batch_size
     settings = MODEL_SETTINGS["neuroflux_cnn"](batch_size=base.batch_size)
-    typed = typed_values(settings, ModelConfig.model_fields)
-    assert resolve_model(base, profile, typed).batch_size == base.batch_size
-    assert (
-        resolve_model(
-            base, profile, typed_values(MODEL_SETTINGS["neuroflux_cnn"](), ["batch_size"])
-        ).batch_size
-        == 32
-    )
+    assert batch_size(typed_values(settings, ModelConfig.model_fields)) == base.batch_size
+    assert batch_size(typed_values(MODEL_SETTINGS["neuroflux_cnn"](), ["batch_size"])) == 32
 
 
 def test_the_profile_comes_from_the_environment_when_used_not_at_import(monkeypatch) -> None:
@@ -360,9 +363,9 @@ def test_the_profile_comes_from_the_environment_when_used_not_at_import(monkeypa
 
 def test_pipeline_prints_the_data_summary_from_the_assets(pipeline) -> None:
     """`make demo` shows the preprocessing summary built from the materialized data assets."""
-    from neuroflux_assets.pipeline import data_summary
+    from neuroflux_assets.cli.summaries import data_summary
 
-    text = data_summary(pipeline["defs"], pipeline["instance"])
+    text = data_summary(pipeline["defs"], pipeline["instance"], pipeline["dataset"])
     for expected in SUMMARY_SECTIONS:
         assert expected in text
 
@@ -379,7 +382,7 @@ def test_every_training_and_evaluation_is_an_offline_wandb_run_linked_both_ways(
         trained = latest_record(instance, "trained_model", model)
         folder = Path(trained.asset_materialization.metadata["wandb_run"].value)
         assert folder.is_relative_to(storage / "wandb") and folder.is_dir()
-        run = read_offline_run(folder)
+        run = read_run(folder)
         assert run.job_type == "train" and run.group == trained.run_id and model in run.tags
         assert run.config["dagster_run_id"] == trained.run_id  # and back: W&B -> Dagster
         assert run.config["model_name"] == model and run.config["data_version"]
@@ -390,20 +393,19 @@ def test_every_training_and_evaluation_is_an_offline_wandb_run_linked_both_ways(
         assert 1 <= run.summary["best_epoch"] <= 10 and run.summary["learned"] is True
 
         report = latest_record(instance, "evaluation_report", model)
-        evaluated = read_offline_run(report.asset_materialization.metadata["wandb_run"].value)
+        evaluated = read_run(report.asset_materialization.metadata["wandb_run"].value)
         assert evaluated.job_type == "evaluate" and evaluated.group == report.run_id
         macro_f1 = report.asset_materialization.metadata["macro_f1"].value
         assert evaluated.summary["test_macro_f1"] == pytest.approx(macro_f1)
         logged = set().union(*evaluated.history)
-        assert "confusion_matrix_table/_type" in logged and "test_predictions/_type" in logged
-        assert "roc_curves/_type" in logged
-        assert {"model_vs_baselines/_type", "confound/_type"} <= logged  # model and baselines side by side
+        assert {"confusion_matrix", "test_predictions", "roc_curves"} <= logged
+        assert {"model_vs_baselines", "confound"} <= logged  # model and baselines side by side
         assert "the best baseline" in evaluated.summary["verdict"]
         assert evaluated.summary["gain_low"] <= evaluated.summary["gain_vs_best_baseline"]
         metadata = report.asset_materialization.metadata
         assert "the best baseline" in metadata["verdict"].value
-        assert "| baseline: thumbnail |" in metadata["model_vs_baselines"].value
-        assert "| all fields |" in metadata["confound"].value
+        assert "baseline: thumbnail" in table_column(metadata["model_vs_baselines"].value, "name")
+        assert "all fields" in table_column(metadata["confound"].value, "field")
 
 
 def test_study_resumes_and_use_tuned_trains_with_its_best_values(pipeline, demo_dataset, tmp_path) -> None:
@@ -428,7 +430,7 @@ def test_study_resumes_and_use_tuned_trains_with_its_best_values(pipeline, demo_
         for expected in (2, 4):  # the second materialization resumes the same study
             run(["tuned_hyperparameters"], **tuning)
             metadata = latest_metadata(instance, "tuned_hyperparameters", "neuroflux_cnn")
-            assert "| complete | " + str(expected) + " |" in metadata["trials_by_state"]
+            assert {"state": "complete", "trials": expected} in table_rows(metadata["trials_by_state"])
             assert metadata["optimization_history"].startswith("![")
             assert metadata["hyperparameters_source"].startswith("config values (use_tuned is false")
         study_db = storage / "optuna" / "optuna.db"
@@ -469,7 +471,7 @@ def test_cross_validation_is_opt_in_and_runs_when_asked(pipeline, demo_dataset, 
         assert run().success
         metadata = latest_metadata(instance, "cross_validation", "neuroflux_cnn")
         assert metadata["estimate"] == "cross-validation (train+val, 3 subject-grouped folds)"
-        assert "| model |" in metadata["macro_f1"]
+        assert "model" in table_column(metadata["macro_f1"], "name")
 
 
 def test_the_demo_entry_point_prints_verdicts_and_exits_0_when_nothing_is_promoted(
@@ -497,7 +499,7 @@ def test_the_demo_entry_point_prints_verdicts_and_exits_0_when_nothing_is_promot
         "NEUROFLUX_TRACKING": "disabled",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "neuroflux_assets.pipeline", "--profile", str(root / "tiny.json")],
+        [str(Path(sys.executable).parent / "neuroflux"), "demo", "--profile", str(root / "tiny.json")],
         env=env,
         cwd=root,
         capture_output=True,

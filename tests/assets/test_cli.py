@@ -43,7 +43,7 @@ def args(*extra: str) -> list[str]:
 
 
 def instance_at(root: Path) -> dg.DagsterInstance:
-    from neuroflux_assets.api import project_instance
+    from neuroflux_assets.instance import project_instance
 
     return project_instance(root / "store")
 
@@ -219,13 +219,22 @@ def test_evaluate_and_predict_a_model_folder_outside_the_assets(in_workspace, tm
 
 
 def test_the_original_model_config_paths_still_work(in_workspace):
-    from neuroflux_assets.cli import build, load_configs
+    from neuroflux_assets.cli import parser
+    from neuroflux_assets.cli.options import resolve
 
     for legacy, model in (("resnet50_config.json", "resnet50"), ("neuroflux_config.json", "neuroflux_cnn")):
-        parsed = build().parse_args(
+        parsed = parser().parse_args(
             ["train", "--dataset_config", "dataset.json", "--model_config", f"configs/{legacy}"]
         )
-        assert load_configs(parsed)[1].model_name == model
+        assert resolve(parsed).model.model_name == model
+
+
+def test_relative_folders_are_relative_to_the_working_directory(in_workspace):
+    from neuroflux_assets.cli import parser
+    from neuroflux_assets.cli.options import resolve
+
+    dataset = resolve(parser().parse_args(["preprocess", "--dataset_config", "dataset.json"])).dataset
+    assert Path(dataset.storage_dir) == in_workspace / "store"
 
 
 def test_import_checkpoint_and_refuse_pickle(tmp_path, capsys):
@@ -250,6 +259,8 @@ def test_import_checkpoint_and_refuse_pickle(tmp_path, capsys):
 def test_only_the_projects_own_errors_are_one_line_anything_else_keeps_its_traceback(
     in_workspace, monkeypatch, capsys
 ):
+    import dataclasses
+
     from neuroflux_assets import cli
 
     (in_workspace / "missing.json").unlink(missing_ok=True)
@@ -259,13 +270,14 @@ def test_only_the_projects_own_errors_are_one_line_anything_else_keeps_its_trace
     def bug(args):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    monkeypatch.setattr(cli, "_demo_data", bug)
+    modes = [dataclasses.replace(m, run=bug) if m.name == "demo-data" else m for m in cli.MODES]
+    monkeypatch.setattr(cli, "MODES", modes)
     with pytest.raises(RuntimeError, match="illegal memory access"):
         main(["demo-data", "--out", "nowhere"])
 
 
 def test_the_storage_url_reaches_the_run_through_the_environment_and_is_restored(monkeypatch):
-    from neuroflux_assets.cli import storage_url_in_env
+    from neuroflux_assets.cli.runner import storage_url_in_env
 
     monkeypatch.delenv("NEUROFLUX_OPTUNA_STORAGE", raising=False)
     with storage_url_in_env("postgresql://u:secret@db/optuna") as config:
@@ -290,3 +302,48 @@ def test_unusable_data_stops_preprocess_with_exit_2_and_says_which_class(tmp_pat
     assert main(["preprocess", "--dataset_config", str(tmp_path / "dataset.json")]) == 2
     err = capsys.readouterr().err
     assert "EO" in err and "Images per class" not in capsys.readouterr().out
+
+
+def test_every_mode_module_is_a_subcommand_and_demo_has_its_help(capsys):
+    """The parser is built from `MODES`: a mode module left out of it would be unreachable."""
+    import pkgutil
+
+    import neuroflux_assets.cli as cli
+    from neuroflux_assets.cli import MODES, parser
+
+    modules = [name for _, name, _ in pkgutil.iter_modules(cli.__path__)]
+    declared = {getattr(cli, name).MODE.name for name in modules if hasattr(getattr(cli, name, None), "MODE")}
+    names = [mode.name for mode in MODES]
+    assert declared == set(names) and len(names) == len(set(names))
+    assert "{" + ",".join(names) + "}" in parser().format_usage()
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: neuroflux demo") and "--profile" in out and "cpu-demo" in out
+
+
+def test_the_cli_and_the_dagster_resource_resolve_the_same_configs(monkeypatch):
+    """Same profile, same root: `neuroflux train --profile cpu-demo` and the launchpad's `dataset` resource
+    resolve the same configs, and what the runner hands to the run resolves back to exactly them."""
+    from neuroflux_assets.cli import parser
+    from neuroflux_assets.cli.runner import run_config
+    from neuroflux_assets.cli.train import train_config
+    from neuroflux_assets.resources import DatasetResource
+    from neuroflux_assets.settings import MODEL_SETTINGS, typed_values
+    from neuroflux_lib.config import ModelConfig
+
+    monkeypatch.chdir(REPO)  # the CLI's root is the working directory, the resource's the project root
+    monkeypatch.delenv("NEUROFLUX_PROFILE", raising=False)
+    name = "neuroflux_cnn"
+    cli = train_config(parser().parse_args(["train", "--profile", "cpu-demo"]))
+    resource = DatasetResource(profile="cpu-demo").resolve(name, model_values={"tune_trials": 0})
+    assert (cli.dataset, cli.model, cli.profile) == (resource.dataset, resource.model, resource.profile)
+    assert cli.model.image_size == 64 and cli.model.optimizer == "AdamW"  # the profile's values applied
+
+    config = run_config(cli.dataset, [cli.model], cli.profile)
+    settings = MODEL_SETTINGS[name](**config["ops"]["tuned_hyperparameters"]["config"][name])
+    in_run = DatasetResource(**config["resources"]["dataset"]["config"]).resolve(
+        name, model_values=typed_values(settings, ModelConfig.model_fields)
+    )
+    assert (in_run.dataset, in_run.model) == (cli.dataset, cli.model)

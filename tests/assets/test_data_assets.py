@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.dagster_helpers import tiny_defs, tiny_run_config
+from tests.dagster_helpers import table_column, tiny_defs, tiny_run_config
 from tests.factories import blob_image, write_gray
 
 DATA_KEYS = [dg.AssetKey(k) for k in ("raw_images", "image_quality", "outliers", "dataset_splits")]
@@ -90,7 +90,21 @@ def test_broken_images_are_excluded_and_outliers_kept_and_the_ui_says_so(data_ru
     assert set(flags.loc[flags["kind"] == "outlier", "path"]) <= set(splits["path"])
     shown = metadata["outliers"]
     assert shown["broken_excluded"] == 1 and shown["outlier_action"] == "keep"
-    assert "broken_share" in shown["per_class"] and "data:image/png;base64," in shown["broken_gallery"]
+    assert sum(table_column(shown["per_class"], "broken")) == 1  # a table the UI renders, one row a class
+    assert set(table_column(shown["per_class"], "class")) == set(CLASSES)
+    assert "data:image/png;base64," in shown["broken_gallery"]
     assert metadata["dataset_splits"]["excluded_images"] == 1
     raw = metadata["raw_images"]
-    assert raw["files_without_subject_id"] == 0 and "filename" in raw["subject_ids_from"]
+    assert raw["files_without_subject_id"] == 0 and "filename" in table_column(
+        raw["subject_ids_from"], "subject id from"
+    )
+
+
+def test_every_table_asset_shows_its_stored_columns_and_their_types(data_run):
+    _result, metadata, base = data_run
+    for key in DATA_KEYS:
+        name = key.to_user_string()
+        columns = metadata[name]["dagster/column_schema"].columns
+        assert [c.name for c in columns] == list(pd.read_parquet(base / f"{name}.parquet").columns), name
+    types = {c.name: c.type for c in metadata["raw_images"]["dagster/column_schema"].columns}
+    assert types["path"] == "string" and types["size_bytes"] == "int" and types["dup_group"] == "int"

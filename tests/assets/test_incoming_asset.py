@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from neuroflux_assets.cli import main
-from neuroflux_assets.pipeline import materialize_all
+from neuroflux_assets.cli.runner import materialize_models
+from neuroflux_assets.defs.sensors import new_incoming_batches
 from neuroflux_assets.resources import DatasetResource
-from neuroflux_assets.sensors import new_incoming_batches
-from tests.dagster_helpers import tiny_defs, tiny_run_config
+from tests.dagster_helpers import table_column, tiny_defs, tiny_run_config
 from tests.factories import broken_images, write_gray
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def scored(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     storage = root / "store"
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("DAGSTER_HOME", raising=False)
-        from neuroflux_assets.api import project_instance
+        from neuroflux_assets.instance import project_instance
 
         instance = project_instance(storage)
     defs = tiny_defs(storage)
@@ -49,7 +49,7 @@ def scored(demo_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     config["ops"] = {
         "tuned_hyperparameters": {"config": {MODEL: config["ops"]["tuned_hyperparameters"]["config"][MODEL]}}
     }
-    [trained] = materialize_all(defs, instance, config, models=[MODEL])
+    [trained] = materialize_models(defs, instance, config, [MODEL])
     assert trained.success
     splits = pd.read_parquet(storage / "assets" / "dataset_splits.parquet")
     val = splits.loc[splits["split"] == "val", "path"].tolist()
@@ -112,6 +112,9 @@ def test_a_broken_image_is_flagged_and_the_rest_scored_by_the_production_model(s
     assert stored.is_file()
     materialization = result.asset_materializations_for_node("incoming_predictions")[0]
     assert {"summary", "class_counts", "flagged", "model_version"} <= set(materialization.metadata)
+    assert table_column(materialization.metadata["flagged"], "file") == ["noise.png"]
+    columns = materialization.metadata["dagster/column_schema"].value.columns
+    assert [c.name for c in columns] == list(pd.read_parquet(stored).columns)
 
 
 def test_the_drift_check_passes_an_unshifted_batch_and_warns_on_a_shifted_one(scored) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from neuroflux_assets.pipeline import materialize_all
+from neuroflux_assets.cli.runner import materialize_models
 from tests.conftest import PostgresDatabase
 from tests.dagster_helpers import MATERIALIZED_BY_DEFAULT, TINY_MODELS, tiny_defs, tiny_run_config
 
@@ -49,7 +49,7 @@ def test_full_graph_materializes_with_postgres_storage(
             "PostgresEventLogStorage",
             "PostgresScheduleStorage",
         ]
-        results = materialize_all(defs, instance, tiny_run_config(demo_dataset, storage), models=TINY_MODELS)
+        results = materialize_models(defs, instance, tiny_run_config(demo_dataset, storage), TINY_MODELS)
         assert [r.success for r in results] == [False, True]  # resnet50 stopped by model_learned
         assert instance.get_latest_materialization_event(dg.AssetKey("production_model")) is not None
 

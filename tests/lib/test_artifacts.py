@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from neuroflux_lib.artifacts import ArtifactError, ArtifactMeta, load_artifact, save_artifact
 from neuroflux_lib.data.imageio import ImageLoadError
 from neuroflux_lib.errors import ImageError
 from neuroflux_lib.models import build_model
-from neuroflux_lib.predictor import Predictor
+from neuroflux_lib.serving.artifacts import ArtifactError, ArtifactMeta, load_artifact, save_artifact
+from neuroflux_lib.serving.predictor import Predictor
 from tests.factories import blob_image, write_gray
 
 CLASSES = ["PTE", "LO", "EO", "IPTE", "IO"]

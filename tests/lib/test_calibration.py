@@ -5,14 +5,14 @@ artifact, report and production folder carries a card; the production model says
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from neuroflux_lib.artifacts import META_FILE, read_meta
 from neuroflux_lib.evaluation.calibration import (
+    Calibration,
+    ReliabilityBins,
     calibrated_probabilities,
     calibration_report,
     fit_temperature,
@@ -20,13 +20,16 @@ from neuroflux_lib.evaluation.calibration import (
     reliability_png,
     temperature_scaling,
 )
+from neuroflux_lib.evaluation.evaluate import evaluate_artifact, split_logits
 from neuroflux_lib.evaluation.metrics import calibration_bins
 from neuroflux_lib.evaluation.reference import baselines_of, reference_report
-from neuroflux_lib.model_card import CARD_FILE
-from neuroflux_lib.predictor import Predictor
-from neuroflux_lib.tracking.offline import UPLOAD_FILE, _records
+from neuroflux_lib.serving.artifacts import META_FILE, read_meta
+from neuroflux_lib.serving.model_card import CARD_FILE
+from neuroflux_lib.serving.predictor import Predictor
+from neuroflux_lib.tracking import read_run
+from neuroflux_lib.tracking.offline import UPLOAD_FILE
 from neuroflux_lib.tracking.wandb_run import TrackingSettings, publish_model, start_run
-from neuroflux_lib.training.steps import evaluate_artifact, split_logits, train_model
+from neuroflux_lib.training.steps import train_model
 from tests.lib.test_artifacts import saved_cnn
 from tests.lib.test_training import tiny_cnn_config
 
@@ -92,8 +95,9 @@ def test_the_reliability_diagram_shows_before_and_after() -> None:
     report = calibration_report(labels, logits, 3.0)
     assert report["temperature"] == 3.0 and sum(report["before"]["count"]) == len(labels)
     assert report["before"] == calibration_bins(labels, calibrated_probabilities(logits).numpy())
-    assert reliability_png(report).startswith(b"\x89PNG")
-    assert reliability_png(report["before"]).startswith(b"\x89PNG")  # a report from before calibration
+    assert reliability_png(Calibration.model_validate(report)).startswith(b"\x89PNG")
+    before = ReliabilityBins.model_validate(report["before"])  # a report from before calibration
+    assert reliability_png(before).startswith(b"\x89PNG")
 
 
 def test_an_artifact_from_before_calibration_loads_with_temperature_one(tmp_path) -> None:
@@ -146,8 +150,9 @@ def test_training_fits_the_temperature_on_validation_and_writes_the_card(evaluat
 def test_the_report_measures_calibration_on_test_and_its_card_has_the_baselines(evaluated) -> None:
     trained, evaluation, _, dataset, splits, out = evaluated
     report = evaluation.report
-    assert report["calibration"]["temperature"] == trained.meta.temperature
-    assert {"ece", "before"} <= set(report["calibration"])
+    assert report.calibration.temperature == trained.meta.temperature
+    assert report.calibration.ece >= 0 and report.calibration.before.ece >= 0
+    assert read_meta(out / "model").test_metrics == report.headline()  # record_metrics
     labels, logits = split_logits(out / "model", dataset, splits, "test")
     # the report's predictions are the calibrated probabilities, and argmax is the uncalibrated one
     predicted = evaluation.predictions["predicted"].tolist()
@@ -158,10 +163,10 @@ def test_the_report_measures_calibration_on_test_and_its_card_has_the_baselines(
     card = (out / "report" / CARD_FILE).read_text()
     assert all(section in card for section in SECTIONS)
     assert "Not evaluated yet" not in card
-    assert report["comparison"]["verdict"] in card
-    for name in report["comparison"]["baselines"]:
+    assert report.comparison.verdict in card
+    for name in report.comparison.baselines:
         assert f"baseline: {name}" in card
-    assert f"{report['calibration']['before']['ece']:.3f} before" in card
+    assert f"{report.calibration.before.ece:.3f} before" in card
 
 
 def test_the_predictor_shows_calibrated_probabilities(evaluated) -> None:
@@ -193,9 +198,8 @@ def test_offline_the_production_folder_says_how_to_upload_it(tmp_path) -> None:
 
 
 def test_the_model_artifact_call_records_an_artifact(tmp_path, isolated_wandb_env) -> None:
-    """What `publish_model` does online, exercised in an offline run (no network here)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
+    """What `publish_model` does online, exercised in an offline run (no network here): wandb takes the
+    artifact, and the run's record lists it with the files wandb's manifest holds."""
     saved_cnn(tmp_path / "model")
     (tmp_path / "model" / CARD_FILE).write_text("# Model card")
     tracked = start_run(
@@ -204,13 +208,8 @@ def test_the_model_artifact_call_records_an_artifact(tmp_path, isolated_wandb_en
     with tracked:
         tracked.log_model(tmp_path / "model", "production_model", ["production"], "# Model card", {"a": 1})
     assert tracked.error is None
-    log = next((tmp_path / "wandb").glob("wandb/offline-run-*/run-*.wandb"))
-    records: list = []
-    for _ in range(300):  # wandb's service writes the log after `finish` returns: wait for its exit record
-        records = [pb.Record.FromString(raw) for raw in _records(log)]
-        if any(r.WhichOneof("record_type") == "exit" for r in records):
-            break
-        time.sleep(0.1)
-    artifacts = [r.artifact for r in records if r.WhichOneof("record_type") == "artifact"]
-    assert [(a.name, a.type) for a in artifacts] == [("production_model", "model")]
-    assert {m.path for m in artifacts[0].manifest.contents} >= {"model.safetensors", "model.json", CARD_FILE}
+    artifacts = read_run(tracked.link).artifacts
+    assert [(a["name"], a["type"], a["aliases"]) for a in artifacts] == [
+        ("production_model", "model", ["production"])
+    ]
+    assert set(artifacts[0]["files"]) >= {"model.safetensors", "model.json", CARD_FILE}

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from neuroflux_lib.config import load_model_config, with_overrides
+from neuroflux_lib.config import with_overrides
+from neuroflux_lib.config.resolve import load_model_config
 from neuroflux_lib.errors import ConfigError
 from neuroflux_lib.evaluation.cross_validation import cross_validate, fold_tables, mean_interval
 from neuroflux_lib.paths import config_dir

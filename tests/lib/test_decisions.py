@@ -8,13 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
-from neuroflux_lib.config import ModelConfig, load_model_config, model_config_path
+from neuroflux_lib.config import ModelConfig
+from neuroflux_lib.config.resolve import load_model_config, model_config_path
 from neuroflux_lib.evaluation.promotion import Gate, choose_production
 from neuroflux_lib.evaluation.report import REPORT_FILES, read_report
 from neuroflux_lib.models import MODEL_NAMES, REGISTRY, build_model, model_hyperparams
 from neuroflux_lib.paths import StoragePaths, config_dir, project_root
+from neuroflux_lib.serving.artifacts import ArtifactMeta, save_artifact
 from neuroflux_lib.training.tuning import StudyResult, choose_hyperparameters, safe_url, search_space
+from tests.factories import untyped_report
 
 
 def tiny_artifact(folder: Path) -> Path:
@@ -34,16 +36,15 @@ def tiny_artifact(folder: Path) -> Path:
 def report(
     folder: Path, val: float, test: float, gain: tuple[float, float, float], version: str = "v1"
 ) -> Path:
-    """A report.json as `evaluate_artifact` writes it, reduced to what promotion reads."""
+    """A report.json as `evaluate_artifact` writes it, with the numbers promotion reads."""
     folder.mkdir(parents=True)
     estimate, low, high = gain
-    comparison = {
+    body = untyped_report(model_name=folder.name, macro_f1=test, val_macro_f1=val, data_version=version)
+    body["comparison"] |= {
         "difference": {"estimate": estimate, "low": low, "high": high},
         "best_baseline": "thumbnail",
-        "baselines": {"thumbnail": {"description": "logistic regression on thumbnails"}},
     }
-    body = {"model_name": folder.name, "macro_f1": test, "val_macro_f1": val, "data_version": version}
-    (folder / REPORT_FILES["report"]).write_text(json.dumps({**body, "comparison": comparison}))
+    (folder / REPORT_FILES["report"]).write_text(json.dumps(body))
     return folder
 
 
@@ -143,12 +144,19 @@ def test_each_registry_entry_is_a_whole_model():
     assert model_hyperparams("resnet50", {"pretrained": False, "lr": 1})["weights"] == "random"
 
 
-def test_unknown_model_names_are_config_errors():
-    from neuroflux_lib.config import parse_config
+def test_unknown_model_names_are_config_errors(tmp_path):
+    """The registry checks names wherever a config is resolved: a model file, a name, a profile."""
+    from neuroflux_lib.config.resolve import load_profile, resolve_config
     from neuroflux_lib.errors import ConfigError
 
+    (tmp_path / "m.json").write_text('{"model_name": "resnet5"}')
+    (tmp_path / "p.json").write_text('{"resnet5": {"num_epochs": 1}}')
     with pytest.raises(ConfigError, match="valid names: resnet50, neuroflux_cnn"):
-        parse_config(ModelConfig, {"model_name": "resnet5"})
+        load_model_config(tmp_path / "m.json")
+    with pytest.raises(ConfigError, match="valid names: resnet50, neuroflux_cnn"):
+        resolve_config(model="resnet5")
+    with pytest.raises(ConfigError, match="model_name: unknown model 'resnet5'"):
+        load_profile(str(tmp_path / "p.json"))
 
 
 def test_the_original_config_file_names_map_to_the_registry_files():

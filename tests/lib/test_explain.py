@@ -11,18 +11,19 @@ import pytest
 import torch
 
 from neuroflux_assets.cli import main
-from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
-from neuroflux_lib.evaluation.explanations import (
+from neuroflux_lib.evaluation.gradcam_gallery import (
     GALLERY_FILE,
     explain_images,
     explain_report,
     faithfulness,
     gallery_rows,
 )
+from neuroflux_lib.evaluation.report import read_report
 from neuroflux_lib.models import build_model
 from neuroflux_lib.models.registry import MODEL_NAMES
-from neuroflux_lib.predictor import Predictor
-from tests.factories import write_gray
+from neuroflux_lib.serving.artifacts import ArtifactMeta, save_artifact
+from neuroflux_lib.serving.predictor import Predictor
+from tests.factories import untyped_report, write_gray
 
 MODEL_SIZE = 32  # the model's input
 IMAGE_SIZE = 48  # the files: resized to MODEL_SIZE, so heatmaps are mapped back
@@ -172,17 +173,19 @@ def test_explain_report_writes_the_gallery_and_the_faithfulness_into_the_report(
         )
         p = predictor.predict(path)
         rows.append({"path": str(path), "true": truth, "predicted": p.label, "confidence": p.confidence})
-    (tmp_path / "report.json").write_text(json.dumps({"macro_f1": 1.0}))
+    body = untyped_report(macro_f1=1.0)
+    del body["explanations"]
+    (tmp_path / "report.json").write_text(json.dumps(body))
     splits = pd.DataFrame({"path": [r["path"] for r in rows], "subject_id": [f"s{i // 2}" for i in range(8)]})
     result = explain_report(square_artifact, pd.DataFrame(rows), tmp_path, splits, max_images=6)
     assert result.gallery == tmp_path / GALLERY_FILE
     assert result.gallery.read_bytes().startswith(b"\x89PNG")
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["macro_f1"] == 1.0  # the rest of the report is kept
-    explanations = report["explanations"]
-    assert explanations["layer"] == "conv4" and explanations["faithfulness"]["n_images"] == 6
-    assert {"low", "high", "estimate"} <= set(explanations["faithfulness"]["difference"])
-    assert {row["kind"] for row in explanations["gallery"]} <= {"correct", "wrong"}
+    report = read_report(tmp_path)
+    assert report.macro_f1 == 1.0  # the rest of the report is kept
+    explanations = report.explanations
+    assert explanations.layer == "conv4" and explanations.faithfulness.n_images == 6
+    assert explanations.faithfulness.difference == result.faithfulness.difference
+    assert {item.kind for item in explanations.gallery} <= {"correct", "wrong"}
 
 
 def test_predict_explain_writes_one_overlay_per_image(square_artifact, tmp_path, capsys):

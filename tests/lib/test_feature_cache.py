@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from neuroflux_lib.config import AugmentationConfig, ModelConfig
 from neuroflux_lib.data.augmentation import build_augmentation
+from neuroflux_lib.data.datasets import ImageTensorDataset
 from neuroflux_lib.data.normalization import InputNormalization, ModelInput
 from neuroflux_lib.models import resnet
 from neuroflux_lib.models.common import IMAGENET_NORMALIZATION
@@ -22,7 +23,7 @@ from neuroflux_lib.training.feature_cache import (
     frozen_split,
     weights_digest,
 )
-from neuroflux_lib.training.loop import ImageTensorDataset, device_settings
+from neuroflux_lib.training.loop import device_settings
 from neuroflux_lib.training.steps import fit_inputs, prepare_training, train_model
 from neuroflux_lib.training.tuning import run_study
 from tests.lib.test_tuning import spec_for

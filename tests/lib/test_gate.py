@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuroflux_lib.config import DatasetConfig, load_config, load_model_config, with_overrides
+from neuroflux_lib.config import DatasetConfig, with_overrides
+from neuroflux_lib.config.resolve import load_config, load_model_config
 from neuroflux_lib.data.pipeline import run_preprocess
+from neuroflux_lib.evaluation.evaluate import evaluate_artifact
 from neuroflux_lib.evaluation.promotion import Gate, choose_production, passes_gate
 from neuroflux_lib.evaluation.reference import baselines_of, reference_report
+from neuroflux_lib.evaluation.report import EvaluationReport
 from neuroflux_lib.paths import config_dir
-from neuroflux_lib.training.steps import evaluate_artifact, train_model
+from neuroflux_lib.training.steps import train_model
 from tests.factories import blob_image, write_gray
 
 CLASSES = ["PTE", "LO", "EO", "IPTE", "IO"]
@@ -49,7 +52,7 @@ def prepared(root: Path, tmp_path: Path):
     return dataset, result.balanced, result.splits
 
 
-def trained_and_evaluated(dataset, balanced, splits, reference, tmp_path: Path) -> dict:
+def trained_and_evaluated(dataset, balanced, splits, reference, tmp_path: Path) -> EvaluationReport:
     model = with_overrides(
         load_model_config(config_dir() / "models" / "neuroflux_cnn.json"),
         {"num_epochs": 2, "conv_channels": 4, "batch_size": 32, "device": "cpu", "num_workers": 0},
@@ -83,8 +86,8 @@ def test_labels_fully_determined_by_the_scan_year_are_flagged_and_nothing_is_pro
     assert warning and "scan year alone" in warning and "instead of anatomy" in warning
 
     report = trained_and_evaluated(dataset, balanced, splits, reference, tmp_path)
-    assert report["comparison"]["best_baseline"] == "metadata"
-    assert report["confound_warning"] == warning
+    assert report.comparison.best_baseline == "metadata"
+    assert report.confound_warning == warning
     passed, why = passes_gate(report, Gate())
     assert not passed and "does not beat the best baseline (metadata" in why
     promotion = choose_production(
@@ -103,9 +106,9 @@ def test_with_random_labels_nothing_is_promoted_and_the_interval_covers_chance(t
     assert reference["confound"]["warning"] is None
 
     report = trained_and_evaluated(dataset, balanced, splits, reference, tmp_path)
-    interval, chance = report["intervals"]["macro_f1"], report["chance"]["estimate"]
-    assert interval["low"] <= chance <= interval["high"]
-    assert report["comparison"]["difference"]["low"] <= 0
+    interval, chance = report.intervals.macro_f1, report.chance.estimate
+    assert interval.low <= chance <= interval.high
+    assert report.comparison.difference.low <= 0
     assert not passes_gate(report, Gate())[0]
     promotion = choose_production({"m": tmp_path / "model"}, {"m": tmp_path / "report"}, Gate())
     assert promotion.model is None
@@ -117,15 +120,15 @@ def test_the_report_has_intervals_subject_results_and_calibration(tmp_path):
     dataset, balanced, splits = prepared(root, tmp_path)
     report = trained_and_evaluated(dataset, balanced, splits, reference_report(splits, dataset), tmp_path)
     test_subjects = splits.loc[splits["split"] == "test", "subject_id"].nunique()
-    assert report["subject_level"]["n_subjects"] == test_subjects
-    assert 0 <= report["calibration"]["ece"] <= 1 and sum(report["calibration"]["count"]) == report["n_test"]
-    for key in ("macro_f1", "balanced_accuracy", "accuracy", "f1_PTE"):
-        low, estimate, high = (report["intervals"][key][k] for k in ("low", "estimate", "high"))
-        assert low <= estimate <= high
-    assert report["held_out"] is True and report["data_version"] == report["trained_on_data_version"]
+    assert report.subject_level.n_subjects == test_subjects
+    assert 0 <= report.calibration.ece <= 1 and sum(report.calibration.count) == report.n_test
+    scores = report.intervals
+    for interval in (scores.macro_f1, scores.balanced_accuracy, scores.accuracy, scores.f1("PTE")):
+        assert interval.low <= interval.estimate <= interval.high
+    assert report.held_out is True and report.data_version == report.trained_on_data_version
     assert (tmp_path / "report" / "reliability.png").stat().st_size > 0
     assert (tmp_path / "report" / "comparison.png").stat().st_size > 0
-    assert report["comparison"]["resampling"]["resamples"] >= 1000
+    assert report.comparison.resampling.resamples >= 1000
 
 
 @pytest.mark.parametrize(

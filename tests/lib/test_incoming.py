@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuroflux_lib.artifacts import WEIGHTS_FILE, ArtifactMeta, save_artifact
 from neuroflux_lib.data.discovery import sha256_file
 from neuroflux_lib.data.quality import compute_quality
 from neuroflux_lib.errors import DataError
-from neuroflux_lib.incoming import (
+from neuroflux_lib.models import build_model
+from neuroflux_lib.serving.artifacts import WEIGHTS_FILE, ArtifactMeta, save_artifact
+from neuroflux_lib.serving.incoming import (
     TrainingReference,
     batch_folders,
     batch_summary,
@@ -22,8 +23,7 @@ from neuroflux_lib.incoming import (
     training_reference,
     with_model_class_mix,
 )
-from neuroflux_lib.models import build_model
-from tests.factories import blob_image, bright_image, broken_images, write_gray
+from tests.factories import blob_image, bright_image, broken_images, untyped_report, write_gray
 
 CLASSES = ["PTE", "LO", "EO", "IPTE", "IO"]
 
@@ -126,7 +126,7 @@ def test_the_class_mix_reference_is_this_models_test_predictions_else_the_labels
     mine, other = tmp_path / "mine", tmp_path / "other"
     for folder, digest, predicted in ((mine, sha256_file(artifact / WEIGHTS_FILE), "IO"), (other, "x", "LO")):
         folder.mkdir()
-        (folder / "report.json").write_text(json.dumps({"artifact_digest": digest}))
+        (folder / "report.json").write_text(json.dumps(untyped_report(artifact_digest=digest)))
         pd.DataFrame({"path": ["a", "b"], "predicted": [predicted, "PTE"]}).to_csv(
             folder / "predictions.csv", index=False
         )

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from neuroflux_assets.cli import main
-from neuroflux_lib.artifacts import ArtifactMeta, save_artifact
 from neuroflux_lib.data.normalization import InputNormalization
 from neuroflux_lib.errors import ArtifactError
-from neuroflux_lib.export import ONNX_FILE, export_for_serving, export_onnx
 from neuroflux_lib.models import build_model
-from neuroflux_lib.predictor import Predictor
+from neuroflux_lib.serving.artifacts import ArtifactMeta, save_artifact
+from neuroflux_lib.serving.export import ONNX_FILE, export_for_serving, export_onnx
+from neuroflux_lib.serving.predictor import Predictor
 from tests.factories import blob_image, write_gray
 
 CLASSES = ["PTE", "LO", "EO", "IPTE", "IO"]
@@ -101,7 +101,7 @@ def test_a_stale_export_is_not_used(exported, tmp_path, caplog):
     """Weights replaced after the export: ONNX Runtime must not answer for the old weights."""
     path = save_model(tmp_path / "model", seed=1)
     shutil.copy(exported / ONNX_FILE, path / ONNX_FILE)
-    with caplog.at_level(logging.WARNING, logger="neuroflux_lib.export"):
+    with caplog.at_level(logging.WARNING, logger="neuroflux_lib.serving.export"):
         predictor = Predictor.from_artifact(path)
     assert predictor.backend == "torch"
     assert "stale" in caplog.text

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuroflux_lib.artifacts import read_meta
 from neuroflux_lib.config import ModelConfig
+from neuroflux_lib.evaluation.evaluate import predict_split
 from neuroflux_lib.evaluation.promotion import learn_problems
-from neuroflux_lib.training.steps import predict_split, train_model
+from neuroflux_lib.serving.artifacts import read_meta
+from neuroflux_lib.training.steps import train_model
 from tests.lib.test_training import config
 
 
@@ -64,7 +65,7 @@ def test_a_new_process_predicts_exactly_like_evaluation(trained) -> None:
     paths = splits.loc[splits["split"] == "test", "path"].tolist()[:6]
     script = (
         "import json, sys\n"
-        "from neuroflux_lib.predictor import Predictor\n"
+        "from neuroflux_lib.serving.predictor import Predictor\n"
         "p = Predictor.from_artifact(sys.argv[1])\n"
         "print(json.dumps([list(x.probabilities.values()) for x in p.predict_batch(sys.argv[2:])]))\n"
     )

@@ -6,10 +6,10 @@ import torch
 
 from neuroflux_lib.config import AugmentationConfig, ModelConfig
 from neuroflux_lib.data.augmentation import build_augmentation
+from neuroflux_lib.data.datasets import ImageTensorDataset
 from neuroflux_lib.data.normalization import InputNormalization, ModelInput
 from neuroflux_lib.models import build_model
 from neuroflux_lib.training.loop import (
-    ImageTensorDataset,
     cpu_has_native_bf16,
     device_settings,
     fit,
@@ -249,7 +249,8 @@ def test_a_cuda_machine_gets_cuda_and_its_settings(monkeypatch, bf16, dtype, sca
 
 def test_training_twice_gives_the_same_model(prepared, tmp_path):
     """Same data, config and seed: identical weights (initialisation is seeded too)."""
-    from neuroflux_lib.config import ModelConfig, load_model_config, with_overrides
+    from neuroflux_lib.config import ModelConfig, with_overrides
+    from neuroflux_lib.config.resolve import load_model_config
     from neuroflux_lib.paths import config_dir
     from neuroflux_lib.training.steps import train_model
 
@@ -328,7 +329,8 @@ def test_evaluation_refuses_a_model_of_other_data_unless_asked(prepared, tmp_pat
     import json
 
     from neuroflux_lib.errors import DataError
-    from neuroflux_lib.training.steps import evaluate_artifact, train_model
+    from neuroflux_lib.evaluation.evaluate import evaluate_artifact
+    from neuroflux_lib.training.steps import train_model
 
     dataset, balanced, splits = prepared
     model = tiny_cnn_config()
@@ -342,14 +344,15 @@ def test_evaluation_refuses_a_model_of_other_data_unless_asked(prepared, tmp_pat
     evaluation = evaluate_artifact(
         trained.artifact_dir, dataset, moved, tmp_path / "r", allow_other_data=True
     )
-    assert evaluation.report["held_out"] is False
+    assert evaluation.report.held_out is False
     saved = json.loads((tmp_path / "r" / "report.json").read_text())
     assert saved["held_out"] is False and saved["artifact_digest"]
 
 
 def tiny_cnn_config():
     """The shipped CNN config, one epoch at 4 channels: what the step tests train."""
-    from neuroflux_lib.config import load_model_config, with_overrides
+    from neuroflux_lib.config import with_overrides
+    from neuroflux_lib.config.resolve import load_model_config
     from neuroflux_lib.paths import config_dir
 
     return with_overrides(

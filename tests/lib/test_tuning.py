@@ -6,7 +6,8 @@ from pathlib import Path
 
 import optuna
 
-from neuroflux_lib.config import ModelConfig, load_config, with_overrides
+from neuroflux_lib.config import ModelConfig, with_overrides
+from neuroflux_lib.config.resolve import load_config
 from neuroflux_lib.training.tuning import (
     StudySpec,
     existing_study,
@@ -92,7 +93,7 @@ def test_pruned_trials_stop_early_and_their_wandb_runs_say_so(
 ):
     """Every epoch reports val macro-F1 to the pruner; a pruner that says stop ends the trial (a threshold
     no model reaches makes the pruning deterministic here)."""
-    from neuroflux_lib.tracking import TrackingSettings, read_offline_run
+    from neuroflux_lib.tracking import TrackingSettings, read_run
     from neuroflux_lib.training import tuning
 
     monkeypatch.setattr(tuning, "make_pruner", lambda config: optuna.pruners.ThresholdPruner(lower=1.01))
@@ -101,7 +102,7 @@ def test_pruned_trials_stop_early_and_their_wandb_runs_say_so(
     result = run_study(spec, n_trials=2)
     assert result.counts == {"pruned": 2} and result.best_value is None and result.best_params == {}
     for folder in result.trials["user_attrs_wandb"]:
-        run = read_offline_run(folder)
+        run = read_run(folder)
         assert run.job_type == "tune" and run.summary["state"] == "pruned"
         assert [row["epoch"] for row in run.history if "epoch" in row] == [1]  # stopped after epoch 1
 
