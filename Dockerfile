@@ -37,11 +37,13 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
 COPY pyproject.toml README.md ./
+# The configs before the CLI's smoke test: its Dagster definitions read configs/ when they load.
+COPY configs/ configs/
 COPY neuroflux_lib/ neuroflux_lib/
 COPY neuroflux_assets/ neuroflux_assets/
-RUN pip install --no-deps --no-build-isolation -e . && neuroflux --help > /dev/null
+# The smoke test imports matplotlib as root: its cache folder must not stay behind, root-owned.
+RUN pip install --no-deps --no-build-isolation -e . && neuroflux --help > /dev/null && rm -rf /tmp/matplotlib
 
-COPY configs/ configs/
 COPY benchmarks/ benchmarks/
 COPY dagster.yaml workspace.yaml ./
 COPY deploy/entrypoint.sh deploy/dagster.yaml deploy/workspace.yaml deploy/

@@ -9,8 +9,9 @@
 #   python3-venv, ca-certificates) with this machine's CA bundle, so pip inside the build reaches the
 #   package registry through this machine's TLS proxy. That bundle belongs to the CI-only base, never to
 #   the product image: the Dockerfile adds no certificate of its own.
-# - postgres_image: postgres:16 when it can be pulled, else a stand-in from Debian's `postgresql` package
-#   that honours the same POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB variables and init folder.
+# - postgres_image: postgres:16 when it can be pulled, else a stand-in: the base above plus Debian's
+#   `postgresql` package, honouring the same POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB variables and
+#   init folder (.ci/postgres.Dockerfile).
 
 CI_BASE_TAG="neuroflux-ci-base:bookworm"
 CI_POSTGRES_TAG="neuroflux-ci-postgres:15"
@@ -90,10 +91,10 @@ postgres_image() {
         return 0
     fi
     if ! docker image inspect "$CI_POSTGRES_TAG" >/dev/null 2>&1; then
-        _debian_image "$CI_BASE_TAG-pg" postgresql,ca-certificates || return 1
-        docker build -q -t "$CI_POSTGRES_TAG" --build-arg BASE_IMAGE="$CI_BASE_TAG-pg" \
+        local base
+        base=$(python_base_image) || return 1 # Debian bookworm either way
+        docker build -q -t "$CI_POSTGRES_TAG" --build-arg BASE_IMAGE="$base" \
             -f .ci/postgres.Dockerfile .ci >/dev/null || return 1
-        docker image rm "$CI_BASE_TAG-pg" >/dev/null 2>&1 || true
     fi
     echo "$CI_POSTGRES_TAG"
 }

@@ -3,24 +3,22 @@
 Unset `NEUROFLUX_EXECUTOR`: Dagster's default executor, every step in the run's own process (laptop,
 compose stack). `NEUROFLUX_EXECUTOR=k8s` (deploy/k8s/values.yaml): `dagster_k8s.k8s_job_executor`, each
 step in its own Kubernetes Job, so the `dagster-k8s/config` op tags of the training steps
-(`settings.GPU_OP_TAGS`) size those pods and only those ask for a GPU; the run's own pod just orchestrates.
-A step pod inherits the run pod's image, environment, volumes and service account (the run launcher's
-config and the code location's container context); `NEUROFLUX_K8S_EXECUTOR_CONFIG` adds to that.
+(`settings.GPU_OP_TAGS`) size those pods and only those ask for a GPU; the run's own pod orchestrates.
+
+The executor is not configured here: a step pod already gets the run pod's image, pull policy, env,
+config maps, secrets, volumes and service account (dagster-k8s merges the run launcher's config and the
+code location's container context into it), and an unconfigured executor keeps the per-run overrides
+(`execution: config: per_step_k8s_config: ...`, docs/deployment.md) open.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
 import dagster as dg
 
 EXECUTOR_ENV = "NEUROFLUX_EXECUTOR"
-# JSON of the k8s_job_executor's config (job_image, image_pull_policy, env_config_maps, env_secrets,
-# env_vars, volumes, volume_mounts, service_account_name, per_step_k8s_config, max_concurrent, ...) for
-# what step pods need beyond the run pod's; Dagster validates it when the definitions load.
-K8S_EXECUTOR_CONFIG_ENV = "NEUROFLUX_K8S_EXECUTOR_CONFIG"
 
 
 def executor_from_env(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition | None:
@@ -37,4 +35,4 @@ def executor_from_env(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDef
         raise ImportError(
             f"{EXECUTOR_ENV}=k8s needs dagster-k8s, the `k8s` extra: pip install 'neuroflux[k8s]'"
         ) from error
-    return k8s_job_executor.configured(json.loads(environ.get(K8S_EXECUTOR_CONFIG_ENV) or "{}"))
+    return k8s_job_executor

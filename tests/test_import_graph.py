@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: neuroflux_lib, lowest floor first (the floors of docs/architecture.md).
 LIB_FLOORS: list[list[str]] = [
     # The root and the sub-packages' __init__ files hold docstrings (and the version) only.
-    ["neuroflux_lib", "errors", "paths", "process_pool", "locks", "evaluation", "serving", "training"],
-    ["config"],  # the schema; config.resolve sits above the registry
+    ["neuroflux_lib", "errors", "paths", "process_pool", "evaluation", "serving", "training"],
+    ["config", "locks"],  # the schema; config.resolve sits above the registry
     ["data"],
     ["models", "monitoring", "tracking", "evaluation.metrics"],
     ["config.resolve", "plots"],
@@ -36,7 +36,7 @@ LIB_FLOORS: list[list[str]] = [
 #: neuroflux_assets, lowest floor first.
 ASSETS_FLOORS: list[list[str]] = [
     ["partitions", "settings", "metadata", "instance"],
-    ["resources", "io_managers", "executors"],
+    ["resources", "io_managers", "executors", "locking"],
     ["defs"],
     ["definitions"],
     ["api"],

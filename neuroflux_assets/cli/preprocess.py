@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     status = report_run(materialize(session, data_keys(session)), session.instance)
     if status == 0:
         print(data_summary(session.defs, session.instance, session.dataset))
-        print(f"Asset values in {session.storage.assets}/")
+        print(f"Asset values in {session.storage.asset_store(session.dataset.asset_store)}/")
     return status
 
 

@@ -205,6 +205,8 @@ def report_run(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) 
             error = error.cause
         user = next((e for e in chain if e.cls_name in user_errors), None)
         message = (user or (chain[-1] if chain else None)).message.strip() if chain else "see the run log"
+        if user is not None:  # the user's message as the CLI prints it, without "neuroflux_lib.errors.X: "
+            message = message.partition(f"{user.cls_name}: ")[2] or message
         print(f"step {event.step_key} failed: {message}", file=sys.stderr)
         status = 2 if user is not None and status != 1 else 1
     return status

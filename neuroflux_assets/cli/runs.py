@@ -14,14 +14,18 @@ from neuroflux_assets.cli.summaries import runs_summary
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, model=False)
-    parser.add_argument("--sync", action="store_true", help="upload offline runs (needs WANDB_API_KEY)")
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="upload offline runs (needs W&B credentials: WANDB_API_KEY or `wandb login`)",
+    )
     parser.add_argument("--all", action="store_true", help="also list every tuning trial")
     parser.add_argument("--wandb_dir", default=None, help="runs root (default: <storage_dir>/wandb)")
 
 
 def run(args: argparse.Namespace) -> int:
     from neuroflux_assets.resources import TrackingResource
-    from neuroflux_lib.tracking import TrackingSettings, runs_table, sync_command
+    from neuroflux_lib.tracking import TrackingSettings, find_credentials, runs_table, sync_command
 
     dataset = resolve(args, model=False).dataset
     root = Path(TrackingResource(dir=args.wandb_dir).settings(dataset.storage_dir).root)
@@ -34,15 +38,16 @@ def run(args: argparse.Namespace) -> int:
         print(listing)
     command = sync_command(root)
     if not args.sync:
-        print(
-            f"\n{len(table)} runs in {root}/; upload them with `neuroflux runs --sync` (needs WANDB_API_KEY)"
-        )
+        print(f"\n{len(table)} runs in {root}/; upload them with `neuroflux runs --sync`")
         return 0
     if len(command) == 2:
         print("Every offline run is already synced.")
         return 0
-    if not os.environ.get("WANDB_API_KEY"):
-        print("Set WANDB_API_KEY (https://wandb.ai/authorize), then run:\n  " + shlex.join(command))
+    if find_credentials() is None:  # the environment variable or what `wandb login` stored
+        print(
+            "No W&B credentials: run `wandb login` or set WANDB_API_KEY (https://wandb.ai/authorize), "
+            "then:\n  " + shlex.join(command)
+        )
         return 2
     env = {**os.environ, **TrackingSettings(mode="online", root=str(root)).environment()}
     return subprocess.run(command, env=env, check=False).returncode

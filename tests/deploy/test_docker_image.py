@@ -1,4 +1,4 @@
-"""The image, run as docs/deployment.md runs it: demo data, a training, a prediction, the UI, the compose stack.
+"""The image run as docs/deployment.md runs it: demo data, training, a prediction, the UI, the compose stack.
 
 Marked `docker`: these tests need a Docker engine and the image `neuroflux:latest` (`make image` builds it;
 `.ci/run` does before the tests). Without them they skip and say why, except with
@@ -33,15 +33,15 @@ IMAGE = os.environ.get("NEUROFLUX_IMAGE", "neuroflux:latest")
 # The docs' commands these tests run (each must appear verbatim in docs/deployment.md).
 DEMO_DATA = 'docker run --rm -v "$PWD/data:/app/data" neuroflux demo-data --out data --scale 1.0'
 TRAIN = (
-    "docker run --gpus all -v $PWD/data:/app/data neuroflux train --dataset_config configs/dataset_config.json "
-    "--model_config configs/models/resnet50.json"
+    "docker run --gpus all -v $PWD/data:/app/data neuroflux train "
+    "--dataset_config configs/dataset_config.json --model_config configs/models/resnet50.json"
 )
 UI = "docker run -p 127.0.0.1:3000:3000 neuroflux ui"
 GPU_CHECK = "docker run --gpus all --entrypoint python neuroflux benchmarks/bench_gpu.py"
 COMPOSE_UP = "docker compose -f deploy/docker-compose.yaml up -d --build"
 #: The docs' docker commands not run here, and why (tests/docs/test_doc_commands.py reads both lists).
 NOT_RUN_HERE = {
-    "docker build -t neuroflux .": "run by `make image` (with BASE_IMAGE where python:3.11-slim cannot be pulled)",
+    "docker build -t neuroflux .": "`make image` runs it (with a stand-in BASE_IMAGE when offline)",
     "docker compose -f deploy/docker-compose.yaml -f deploy/docker-compose.gpu.yaml up -d --build": (
         "needs NVIDIA GPUs and the NVIDIA Container Toolkit"
     ),
@@ -170,14 +170,22 @@ def test_ui_reports_healthy_and_serves_server_info(image: str, tmp_path: Path, c
     instead of 30 s) and /server_info answers from the host."""
     port = free_port()
     started = time.monotonic()
-    docker(UI, tmp_path, replace={"docker run": f"docker run -d --name {container_name} --health-interval 3s",
-                                  "127.0.0.1:3000:3000": f"127.0.0.1:{port}:3000"})
+    docker(
+        UI,
+        tmp_path,
+        replace={
+            "docker run": f"docker run -d --name {container_name} --health-interval 3s",
+            "127.0.0.1:3000:3000": f"127.0.0.1:{port}:3000",
+        },
+    )
     deadline = time.monotonic() + 240
     status = ""
     while time.monotonic() < deadline:
         status = subprocess.run(
             ["docker", "inspect", "--format", "{{.State.Health.Status}}", container_name],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip()
         if status in ("healthy", "unhealthy"):
             break
@@ -185,12 +193,13 @@ def test_ui_reports_healthy_and_serves_server_info(image: str, tmp_path: Path, c
     logs = subprocess.run(["docker", "logs", container_name], capture_output=True, text=True, check=False)
     assert status == "healthy", f"health {status!r}\n{logs.stdout[-2000:]}\n{logs.stderr[-2000:]}"
     info = json.loads(_wait_for(f"http://127.0.0.1:{port}/server_info", 30))
-    print(f"[{time.monotonic() - started:6.1f} s] ui healthy, /server_info: {info.get('dagster_webserver_version')}")
+    version = info.get("dagster_webserver_version")
+    print(f"[{time.monotonic() - started:6.1f} s] ui healthy, /server_info: webserver {version}")
     assert "dagster_webserver_version" in info
 
 
 def compose_command() -> list[str]:
-    """`docker compose` (v2) where the plugin exists, else Debian's `docker-compose` (v1) with the same file."""
+    """`docker compose` (v2) where the plugin exists, else Debian's `docker-compose` (v1): same file."""
     if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
@@ -219,7 +228,12 @@ def test_compose_stack_runs_a_launched_run_and_keeps_its_events_in_postgresql(wo
     started = time.monotonic()
     try:
         up = subprocess.run(
-            [*base, "up", "-d", "--build"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+            [*base, "up", "-d", "--build"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
             check=False,
         )
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
@@ -231,6 +245,8 @@ def test_compose_stack_runs_a_launched_run_and_keeps_its_events_in_postgresql(wo
             try:
                 run_id = client.submit_job_execution(
                     "full_pipeline",
+                    # The launchpad's way to set a dataset key: the 5% demo set has < 10 IO images.
+                    run_config={"resources": {"dataset": {"config": {"min_images_per_class": 3}}}},
                     tags={"dagster/partition": "neuroflux_cnn"},
                     asset_selection=["raw_images"],
                 )
@@ -248,19 +264,40 @@ def test_compose_stack_runs_a_launched_run_and_keeps_its_events_in_postgresql(wo
         print(f"[{time.monotonic() - started:6.1f} s] run {run_id}: {status}")
         assert status == "SUCCESS", _logs(base, env)
         events = subprocess.run(
-            [*base, "exec", "-T", "postgresql", "psql", "-U", "neuroflux", "-d", "dagster", "-tAc",
-             f"select count(*) from event_logs where run_id = '{run_id}'"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+            [
+                *base,
+                "exec",
+                "-T",
+                "postgresql",
+                "psql",
+                "-U",
+                "neuroflux",
+                "-d",
+                "dagster",
+                "-tAc",
+                f"select count(*) from event_logs where run_id = '{run_id}'",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert events.returncode == 0 and int(events.stdout.strip()) > 10, events.stdout + events.stderr
     finally:
         subprocess.run(
-            [*base, "down", "-v", "--remove-orphans"], cwd=REPO, env=env, capture_output=True, timeout=300,
+            [*base, "down", "-v", "--remove-orphans"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=300,
             check=False,
         )
 
 
 def _logs(base: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run([*base, "logs", "--tail", "60"], cwd=REPO, env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [*base, "logs", "--tail", "60"], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
     return done.stdout[-6000:] + done.stderr[-2000:]

@@ -145,16 +145,16 @@ def test_installs_the_repo_lock_file_then_the_project() -> None:
     assert {"pyproject.toml", "neuroflux_lib/", "neuroflux_assets/", "configs/"} <= set(copy_sources())
 
 
-def test_the_lock_holds_the_pinned_cuda_torch_and_the_postgres_extra() -> None:
-    """The image is the lock: pyproject's exact pins and the `postgres` extra must be in it."""
+def test_the_lock_holds_the_pinned_cuda_torch_and_the_deploy_extras() -> None:
+    """The image is the lock: pyproject's exact pins and the `postgres` and `k8s` extras (the Helm
+    deployment's per-step pods) must be in it."""
     lock = {}
     for line in (REPO / "requirements.lock").read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==", 1)
             lock[re.sub(r"[-_.]+", "-", name.lower())] = version.strip()
-    requirements = (
-        PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["postgres"]
-    )
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    requirements = PYPROJECT["project"]["dependencies"] + extras["postgres"] + extras["k8s"]
     for requirement in requirements:
         name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower())
         assert name in lock, f"{requirement} is not in requirements.lock"

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from neuroflux_lib.config import ModelConfig
 from neuroflux_lib.config.resolve import load_model_config, model_config_path
 from neuroflux_lib.evaluation.promotion import Gate, choose_production
 from neuroflux_lib.evaluation.report import REPORT_FILES, read_report
