@@ -4,6 +4,7 @@
 #
 # - docker_engine: succeeds when a Docker engine answers, starting Debian's `dockerd` (installing docker.io
 #   first, as root) when none runs; otherwise prints one line and fails, so callers skip what needs it.
+#   stop_docker_engine stops a dockerd that docker_engine started (nothing else).
 # - python_base_image: prints the base for the Dockerfile's BASE_IMAGE: python:3.11-slim when it can be
 #   pulled (or is already here), else the stand-in built from Debian bookworm's packages (python3 3.11,
 #   python3-venv, ca-certificates) with this machine's CA bundle, so pip inside the build reaches the
@@ -32,7 +33,8 @@ docker_engine() {
         echo "docker: dockerd is installed but not running, and only root can start it: skipping the image steps"
         return 1
     fi
-    nohup dockerd >/tmp/neuroflux-dockerd.log 2>&1 &
+    nohup dockerd >/tmp/neuroflux-dockerd.log 2>&1 </dev/null &
+    NEUROFLUX_DOCKERD_PID=$!
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && return 0
         sleep 1
@@ -97,4 +99,11 @@ postgres_image() {
             -f .ci/postgres.Dockerfile .ci >/dev/null || return 1
     fi
     echo "$CI_POSTGRES_TAG"
+}
+
+stop_docker_engine() {
+    if [ -n "${NEUROFLUX_DOCKERD_PID:-}" ]; then
+        kill "$NEUROFLUX_DOCKERD_PID" 2>/dev/null || true
+        wait "$NEUROFLUX_DOCKERD_PID" 2>/dev/null || true
+    fi
 }
