@@ -30,6 +30,13 @@ from neuroflux_lib.paths import StoragePaths
 
 # Input metadata: this input takes every partition of a partitioned upstream asset as {partition: value}.
 ALL_PARTITIONS = "neuroflux/all_partitions"
+
+
+def every_partition() -> dg.AssetIn:
+    """An input that reads every existing partition of its partitioned upstream asset as a dict."""
+    return dg.AssetIn(partition_mapping=dg.AllPartitionMapping(), metadata={ALL_PARTITIONS: True})
+
+
 #: In a folder kept in a remote store: its files and digest, written last (no manifest = incomplete).
 MANIFEST = ".neuroflux-manifest.json"
 _LOCAL_PROTOCOLS = ("", "file", "local")

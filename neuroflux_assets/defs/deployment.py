@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from neuroflux_assets import metadata as md
-from neuroflux_assets.io_managers import ALL_PARTITIONS
+from neuroflux_assets.io_managers import every_partition
 from neuroflux_assets.locking import writing
 from neuroflux_assets.resources import DatasetResource, ThresholdsResource, TrackingResource
 from neuroflux_lib.data.splits import data_version
@@ -31,12 +31,8 @@ GROUP = "deployment"
     code_version="2",
     io_manager_key="folder_io_manager",
     ins={
-        "trained_model": dg.AssetIn(
-            partition_mapping=dg.AllPartitionMapping(), metadata={ALL_PARTITIONS: True}
-        ),
-        "evaluation_report": dg.AssetIn(
-            partition_mapping=dg.AllPartitionMapping(), metadata={ALL_PARTITIONS: True}
-        ),
+        "trained_model": every_partition(),
+        "evaluation_report": every_partition(),
     },
     output_required=False,
     kinds={"pytorch", "safetensors"},

@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from neuroflux_assets import metadata as md
-from neuroflux_assets.io_managers import ALL_PARTITIONS
+from neuroflux_assets.io_managers import every_partition
 from neuroflux_assets.partitions import incoming_batches
 from neuroflux_assets.resources import DatasetResource
 from neuroflux_lib.plots import image_gallery
@@ -34,9 +34,7 @@ GROUP = "incoming"
     code_version="1",
     io_manager_key="json_io_manager",
     ins={
-        "evaluation_report": dg.AssetIn(
-            partition_mapping=dg.AllPartitionMapping(), metadata={ALL_PARTITIONS: True}
-        ),
+        "evaluation_report": every_partition(),
     },
     kinds={"pandas", "json"},
     # Rematerialized when production_model or the data changes (the `drift_reference_automation` sensor).

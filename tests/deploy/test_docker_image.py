@@ -225,17 +225,16 @@ def test_compose_stack_runs_a_launched_run_and_keeps_its_events_in_postgresql(wo
     }
     argv = shlex.split(COMPOSE_UP)
     base = [*compose, "-p", project, *argv[argv.index("-f") : argv.index("up")]]
+
+    def stack(*args: str, timeout: float) -> subprocess.CompletedProcess:
+        """`docker compose <args>` on this test's project, from the repo, with its environment."""
+        return subprocess.run(
+            [*base, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
     started = time.monotonic()
     try:
-        up = subprocess.run(
-            [*base, "up", "-d", "--build"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
+        up = stack("up", "-d", "--build", timeout=900)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         _wait_for(f"http://127.0.0.1:{port}/server_info", 240)
         print(f"[{time.monotonic() - started:6.1f} s] compose stack up (project {project})")
@@ -262,42 +261,13 @@ def test_compose_stack_runs_a_launched_run_and_keeps_its_events_in_postgresql(wo
                 break
             time.sleep(3)
         print(f"[{time.monotonic() - started:6.1f} s] run {run_id}: {status}")
-        assert status == "SUCCESS", _logs(base, env)
-        events = subprocess.run(
-            [
-                *base,
-                "exec",
-                "-T",
-                "postgresql",
-                "psql",
-                "-U",
-                "neuroflux",
-                "-d",
-                "dagster",
-                "-tAc",
-                f"select count(*) from event_logs where run_id = '{run_id}'",
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        if status != "SUCCESS":  # the services' logs say why
+            logs = stack("logs", "--tail", "60", timeout=120)
+            pytest.fail(f"run {run_id}: {status}\n{logs.stdout[-6000:]}{logs.stderr[-2000:]}")
+        query = f"select count(*) from event_logs where run_id = '{run_id}'"
+        events = stack(
+            "exec", "-T", "postgresql", "psql", "-U", "neuroflux", "-d", "dagster", "-tAc", query, timeout=60
         )
         assert events.returncode == 0 and int(events.stdout.strip()) > 10, events.stdout + events.stderr
     finally:
-        subprocess.run(
-            [*base, "down", "-v", "--remove-orphans"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-
-
-def _logs(base: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [*base, "logs", "--tail", "60"], cwd=REPO, env=env, capture_output=True, text=True, check=False
-    )
-    return done.stdout[-6000:] + done.stderr[-2000:]
+        stack("down", "-v", "--remove-orphans", timeout=300)
